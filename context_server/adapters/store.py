@@ -1,0 +1,109 @@
+"""SQLite, the source of truth: connection set-up, migrations, and write transactions.
+
+Write transactions start with `BEGIN IMMEDIATE` so concurrent writers (a second stdio process, the CLI)
+wait on the busy timeout instead of failing with "database is locked" at commit time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+__all__ = ["Store", "load_migrations", "now_iso", "resource_dir"]
+
+BUSY_TIMEOUT_MS = 15_000
+
+
+def now_iso() -> str:
+    """UTC timestamps with microseconds: they sort as text and keep insertion order within a second."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def resource_dir(name: str) -> Path:
+    """Find a top-level data folder (`migrations`, `prompts`) in an installed wheel or a source checkout."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / f"_{name}", package.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"cannot find the {name}/ folder next to {package}")
+
+
+def load_migrations() -> Migrations:
+    path = resource_dir("migrations") / "schema.py"
+    spec = importlib.util.spec_from_file_location("context_server_schema", path)
+    assert spec is not None and spec.loader is not None
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    migrations: Migrations = module.migrations
+    return migrations
+
+
+class Store:
+    """One SQLite connection shared by the process, guarded by a lock for use from worker threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        self.db = Database(conn)
+        self.lock = threading.RLock()
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; two processes starting at once take turns on a file lock."""
+        migrations = load_migrations()
+        lock_path = self.path.with_suffix(".migrate.lock")
+        with open(lock_path, "a+") as handle, self.lock:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                pending = [m.name for m in migrations.pending(self.db)]
+                if pending:
+                    migrations.apply(self.db)
+                return pending
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    @contextmanager
+    def write(self) -> Iterator[Database]:
+        """A write transaction (`BEGIN IMMEDIATE`); nested calls become savepoints."""
+        with self.lock:
+            conn = self.db.conn
+            if conn.in_transaction:
+                with self.db.atomic():
+                    yield self.db
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.db.query(sql, params))
+
+    def one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()

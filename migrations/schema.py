@@ -1,0 +1,211 @@
+"""The context-server schema, as an ordered set of named migrations.
+
+Shipped migrations are never edited: add a new function at the end. Every table that holds user data
+carries `user_id`, and every query the domain makes is scoped by it (see `adapters/store.py`).
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("context_server")
+
+
+@migrations()
+def m001_create_users(db: Database) -> None:
+    db["users"].create(
+        {"id": str, "name": str, "created_at": str, "revoked_at": str},
+        pk="id",
+        not_null={"name", "created_at"},
+    )
+    db["users"].create_index(["name"], unique=True)
+    db["tokens"].create(
+        {"id": str, "user_id": str, "token_hash": str, "created_at": str, "revoked_at": str},
+        pk="id",
+        not_null={"user_id", "token_hash", "created_at"},
+    )
+    db["tokens"].create_index(["token_hash"], unique=True)
+
+
+@migrations()
+def m002_create_images_and_jobs(db: Database) -> None:
+    db["jobs"].create(
+        {
+            "id": str,
+            "user_id": str,
+            "request_id": str,
+            "request_hash": str,
+            "kind": str,  # generate | edit
+            "status": str,  # running | completed | failed
+            "progress": float,
+            "params": str,  # JSON of the validated request
+            "result": str,  # JSON of the result once completed
+            "error": str,
+            "provider": str,
+            "model": str,
+            "provider_job_id": str,
+            "image_id": str,
+            "incognito": int,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"user_id", "status", "created_at"},
+        defaults={"progress": 0.0, "incognito": 0},
+    )
+    db["jobs"].create_index(["user_id", "request_id"], unique=True)
+    db["jobs"].create_index(["user_id", "created_at"])
+    db["images"].create(
+        {
+            "id": str,
+            "user_id": str,
+            "job_id": str,
+            "parent_id": str,
+            "prompt": str,
+            "final_prompt": str,
+            "negative_prompt": str,
+            "provider": str,
+            "model": str,
+            "seed": int,
+            "width": int,
+            "height": int,
+            "format": str,
+            "path": str,
+            "applied": str,  # JSON receipt
+            "incognito": int,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"user_id", "prompt", "path", "created_at"},
+        defaults={"incognito": 0},
+    )
+    db["images"].create_index(["user_id", "created_at"])
+
+
+@migrations()
+def m003_create_memories_and_profiles(db: Database) -> None:
+    db["memories"].create(
+        {
+            "id": str,
+            "user_id": str,
+            "session_id": str,  # set for scope=session
+            "content": str,
+            "kind": str,
+            "scope": str,
+            "tags": str,  # JSON list
+            "pinned": int,
+            "use_count": int,
+            "last_used_at": str,
+            "replaces": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"user_id", "content", "kind", "scope", "created_at", "updated_at"},
+        defaults={"pinned": 0, "use_count": 0, "tags": "[]"},
+    )
+    db["memories"].create_index(["user_id", "created_at"])
+    db["profiles"].create(
+        {
+            "user_id": str,
+            "default_provider": str,
+            "default_model": str,
+            "default_aspect_ratio": str,
+            "default_negative_prompt": str,
+            "style_strength": str,
+            "daily_budget_usd": float,
+            "updated_at": str,
+        },
+        pk="user_id",
+    )
+    db["sessions"].create(
+        {"id": str, "user_id": str, "created_at": str, "last_seen_at": str, "last_image_id": str},
+        pk="id",
+        not_null={"user_id", "created_at", "last_seen_at"},
+    )
+
+
+@migrations()
+def m004_create_templates(db: Database) -> None:
+    db["templates"].create(
+        {
+            "id": int,
+            "user_id": str,
+            "name": str,
+            "version": int,
+            "description": str,
+            "body": str,
+            "arguments": str,  # JSON list of {name, description, required}
+            "deleted": int,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"user_id", "name", "version", "body", "created_at"},
+        defaults={"deleted": 0},
+    )
+    db["templates"].create_index(["user_id", "name", "version"], unique=True)
+
+
+@migrations()
+def m005_create_index_outbox(db: Database) -> None:
+    db["outbox"].create(
+        {
+            "id": int,
+            "user_id": str,
+            "collection": str,  # memories | images
+            "item_id": str,
+            "op": str,  # upsert | delete
+            "document": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"user_id", "collection", "item_id", "op", "created_at"},
+    )
+    db["index_meta"].create({"key": str, "value": str}, pk="key")
+
+
+@migrations()
+def m006_create_usage_and_audit(db: Database) -> None:
+    db["usage"].create(
+        {
+            "id": int,
+            "user_id": str,
+            "job_id": str,
+            "provider": str,
+            "model": str,
+            "cost_usd": float,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"user_id", "provider", "created_at"},
+    )
+    db["usage"].create_index(["user_id", "created_at"])
+    db["audit"].create(
+        {"id": int, "user_id": str, "tool": str, "outcome": str, "duration_ms": float, "created_at": str},
+        pk="id",
+        not_null={"user_id", "tool", "outcome", "created_at"},
+    )
+
+
+@migrations()
+def m007_create_search_fallback(db: Database) -> None:
+    """FTS5 tables: the search fallback for a process that does not hold the Chroma lock."""
+    db.execute(
+        "CREATE VIRTUAL TABLE memories_fts USING fts5(content, content='memories', content_rowid='rowid')"
+    )
+    db.execute("CREATE VIRTUAL TABLE images_fts USING fts5(prompt, content='images', content_rowid='rowid')")
+    for table, column in (("memories", "content"), ("images", "prompt")):
+        db.execute(
+            f"CREATE TRIGGER {table}_ai AFTER INSERT ON {table} BEGIN "
+            f"INSERT INTO {table}_fts(rowid, {column}) VALUES (new.rowid, new.{column}); END"
+        )
+        db.execute(
+            f"CREATE TRIGGER {table}_ad AFTER DELETE ON {table} BEGIN "
+            f"INSERT INTO {table}_fts({table}_fts, rowid, {column}) VALUES('delete', old.rowid, old.{column}); END"
+        )
+        db.execute(
+            f"CREATE TRIGGER {table}_au AFTER UPDATE ON {table} BEGIN "
+            f"INSERT INTO {table}_fts({table}_fts, rowid, {column}) VALUES('delete', old.rowid, old.{column}); "
+            f"INSERT INTO {table}_fts(rowid, {column}) VALUES (new.rowid, new.{column}); END"
+        )
