@@ -209,3 +209,10 @@ def m007_create_search_fallback(db: Database) -> None:
             f"INSERT INTO {table}_fts({table}_fts, rowid, {column}) VALUES('delete', old.rowid, old.{column}); "
             f"INSERT INTO {table}_fts(rowid, {column}) VALUES (new.rowid, new.{column}); END"
         )
+
+
+@migrations()
+def m008_add_job_owner(db: Database) -> None:
+    """Which process runs a job, so a second server process never fails a job that is alive elsewhere."""
+    db["jobs"].add_column("owner", str)
+    db["jobs"].add_column("kind_detail", str)

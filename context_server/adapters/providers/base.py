@@ -15,11 +15,11 @@ from typing import Protocol
 __all__ = [
     "ASPECT_RATIOS",
     "ModelInfo",
+    "ProgressFn",
     "Provider",
     "ProviderImage",
     "ProviderInfo",
     "ProviderRequest",
-    "ProgressFn",
     "SubmittedFn",
 ]
 

@@ -1,0 +1,269 @@
+"""generate_image and edit_image, read top to bottom once:
+
+validate → idempotency check → enrich → resolve provider/model/size → dry run? → budget → job row →
+provider (in a background task) → save file → record image + usage + outbox in one transaction →
+index → result with receipt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from ..adapters.files import ImageFiles, decode_image
+from ..adapters.providers.base import ModelInfo, Provider, ProviderRequest
+from ..adapters.providers.registry import ProviderRegistry
+from ..adapters.store import Store, now_iso
+from ..errors import ContextServerError, InvalidInput
+from ..models import Applied, GenerateResult, Timings
+from .enrichment import Enricher, Enrichment
+from .jobs import JobRunner, Jobs
+from .limits import RateLimiter, check_budget
+from .requests import GenerationInput
+from .sessions import Session, Sessions
+from .sizing import resolve_size
+
+__all__ = ["GenerationService", "ProgressSink", "image_uri"]
+
+log = logging.getLogger(__name__)
+
+ProgressSink = Callable[[float, str | None], Awaitable[None]]
+Hook = Callable[[str, str, dict[str, Any]], None]
+
+
+def image_uri(image_id: str) -> str:
+    return f"image://{image_id}/view"
+
+
+@dataclass
+class _Live:
+    """What a running job needs that is not in its row: who to tell about progress."""
+
+    sinks: list[ProgressSink] = field(default_factory=list)
+    last_saved: float = 0.0
+
+
+class GenerationService:
+    def __init__(self, store: Store, files: ImageFiles, providers: ProviderRegistry, enricher: Enricher,
+                 jobs: Jobs, runner: JobRunner, sessions: Sessions, rate: RateLimiter,
+                 wait_seconds: float) -> None:
+        self.store = store
+        self.files = files
+        self.providers = providers
+        self.enricher = enricher
+        self.jobs = jobs
+        self.runner = runner
+        self.sessions = sessions
+        self.rate = rate
+        self.wait_seconds = wait_seconds
+        self._live: dict[str, _Live] = {}
+        #: Called inside the transaction that records an image: (user_id, image_id, row) → enqueue indexing.
+        self.on_image_recorded: list[Hook] = []
+        #: Called after a completed, non-incognito generation with the memory ids it used.
+        self.on_memories_used: list[Callable[[str, list[str]], None]] = []
+
+    async def generate(self, user_id: str, session: Session, inp: GenerationInput,
+                       progress: ProgressSink | None = None) -> GenerateResult:
+        started = time.perf_counter()
+        inp.validate()
+        if inp.request_id:
+            existing = self.jobs.by_request(user_id, inp.request_id)
+            if existing is not None:
+                return await self._follow(user_id, existing, inp.wait, progress)
+        enrichment = await self.enricher.enrich(user_id, session, inp)
+        provider, model = self.providers.resolve(enrichment.provider, enrichment.model)
+        request, notes = self._provider_request(inp, enrichment, model)
+        enrich_ms = (time.perf_counter() - started) * 1000
+        base = GenerateResult(
+            status="running",
+            prompt=inp.prompt,
+            final_prompt=request.prompt,
+            negative_prompt=request.negative_prompt,
+            provider=provider.name,
+            model=model.name,
+            seed=request.seed,
+            width=request.width,
+            height=request.height,
+            parent_id=enrichment.parent_id,
+            applied=enrichment.applied,
+            cost_usd=model.cost_usd,
+            notes=notes,
+            incognito=inp.incognito,
+            timings_ms=Timings(enrich=round(enrich_ms, 2)),
+        )
+        if inp.dry_run:
+            base.status = "completed"
+            base.dry_run = True
+            base.timings_ms.total = round((time.perf_counter() - started) * 1000, 2)
+            return base
+        self.rate.check(user_id)
+        check_budget(self.store, user_id, enrichment.profile.get("daily_budget_usd"), model.cost_usd)
+        job_id = secrets.token_hex(16)
+        params = {"input": inp.as_dict(), "result": base.model_dump(mode="json"),
+                  "used_memory_ids": enrichment.used_memory_ids, "session_id": session.id,
+                  "request": {k: v for k, v in vars(request).items() if k not in ("init_image", "mask")}}
+        created = self.jobs.create(user_id, job_id, request_id=inp.request_id, kind=inp.kind, params=params,
+                                   provider=provider.name, model=model.name, incognito=inp.incognito)
+        if not created:  # another call with this request_id won the race
+            existing = self.jobs.by_request(user_id, inp.request_id or "")
+            assert existing is not None
+            return await self._follow(user_id, existing, inp.wait, progress)
+        base.job_id = job_id
+        live = self._live[job_id] = _Live(sinks=[progress] if progress else [])
+        self.runner.spawn(job_id, self._run(user_id, session, job_id, inp.kind, provider, request, base,
+                                            enrichment.used_memory_ids, started))
+        try:
+            return await self._wait_for(user_id, job_id, inp.wait)
+        finally:
+            if progress in live.sinks:
+                live.sinks.remove(progress)
+
+    def _provider_request(self, inp: GenerationInput, enr: Enrichment,
+                          model: ModelInfo) -> tuple[ProviderRequest, list[str]]:
+        width, height, notes = resolve_size(model, inp.width, inp.height, enr.aspect_ratio)
+        prompt = enr.final_prompt
+        negative = enr.negative_prompt
+        if negative and not model.negative_prompt:
+            prompt = f"{prompt}. Avoid: {negative}"
+            notes.append(f"{model.name} takes no negative prompt; it was added to the prompt as 'Avoid: ...'")
+            negative = None
+        seed = enr.seed
+        if seed is None and model.seed:
+            seed = secrets.randbelow(2**31)
+        elif seed is not None and not model.seed:
+            notes.append(f"{model.name} does not accept a seed; the seed was not sent")
+            seed = None
+        if enr.init_image is not None and not model.image_to_image and inp.kind == "generate":
+            raise InvalidInput(f"{model.name} cannot start from an image; choose a provider whose models list "
+                               "image_to_image in list_providers")
+        if len(prompt) > 4000:
+            prompt = prompt[:4000]
+            notes.append("the enriched prompt was cut to 4000 characters")
+        return ProviderRequest(prompt=prompt, model=model.name, width=width, height=height,
+                               negative_prompt=negative, seed=seed, init_image=enr.init_image,
+                               strength=inp.strength), notes
+
+    async def _run(self, user_id: str, session: Session, job_id: str, kind: str, provider: Provider,
+                   request: ProviderRequest, base: GenerateResult, used_memory_ids: list[str],
+                   started: float) -> None:
+        provider_started = time.perf_counter()
+        try:
+            async def submitted(remote_id: str) -> None:
+                self.jobs.set_provider_job_id(user_id, job_id, remote_id)
+
+            call = provider.edit if kind == "edit" else provider.generate
+            image = await call(request, lambda p, m: self._progress(user_id, job_id, p, m), submitted)
+            provider_ms = (time.perf_counter() - provider_started) * 1000
+            img = decode_image(image.data, what=f"image returned by {provider.name}")
+            result = base.model_copy(deep=True)
+            result.notes.extend(image.notes)
+            if image.revised_prompt:
+                result.notes.append(f"{provider.name} revised the prompt to: {image.revised_prompt}")
+            await anyio.to_thread.run_sync(lambda: self._record(user_id, job_id, img, image.seed, result))
+            result.timings_ms.provider = round(provider_ms, 2)
+            result.timings_ms.total = round((time.perf_counter() - started) * 1000, 2)
+            self._save_result(user_id, job_id, result)
+            if not base.incognito:
+                self.sessions.set_last_image(session, result.image_id or "")
+                for hook in self.on_memories_used:
+                    hook(user_id, used_memory_ids)
+        except ContextServerError as exc:
+            self.jobs.fail(user_id, job_id, str(exc))
+        except Exception as exc:
+            log.exception("generation job %s failed", job_id)
+            self.jobs.fail(user_id, job_id, f"the generation failed unexpectedly ({type(exc).__name__})")
+        finally:
+            self._live.pop(job_id, None)
+
+    def _record(self, user_id: str, job_id: str, img: Any, seed: int | None, result: GenerateResult) -> None:
+        image_id = secrets.token_hex(16)
+        stored = self.files.save(user_id, image_id, img, "png")
+        now = now_iso()
+        result.image_id, result.uri, result.path = image_id, image_uri(image_id), str(stored.path)
+        result.width, result.height, result.format = stored.width, stored.height, stored.format
+        result.seed = seed if seed is not None else result.seed
+        result.status, result.progress, result.created_at = "completed", 1.0, now
+        row = {
+            "id": image_id, "user_id": user_id, "job_id": job_id, "parent_id": result.parent_id,
+            "prompt": result.prompt, "final_prompt": result.final_prompt,
+            "negative_prompt": result.negative_prompt, "provider": result.provider, "model": result.model,
+            "seed": result.seed, "width": stored.width, "height": stored.height, "format": stored.format,
+            "path": str(stored.path), "applied": result.applied.model_dump_json(),
+            "incognito": int(result.incognito), "created_at": now,
+        }
+        try:
+            with self.store.write() as db:
+                db["images"].insert(row)
+                db["usage"].insert({"user_id": user_id, "job_id": job_id, "provider": result.provider,
+                                    "model": result.model, "cost_usd": result.cost_usd, "created_at": now})
+                db.execute(
+                    "update jobs set status = 'completed', progress = 1.0, image_id = ?, result = ?, "
+                    "updated_at = ? where id = ? and user_id = ?",
+                    [image_id, result.model_dump_json(), now, job_id, user_id],
+                )
+                if not result.incognito:
+                    for hook in self.on_image_recorded:
+                        hook(user_id, image_id, row)
+        except BaseException:
+            self.files.delete(stored.path)
+            raise
+
+    def _save_result(self, user_id: str, job_id: str, result: GenerateResult) -> None:
+        with self.store.write() as db:
+            db.execute("update jobs set result = ? where id = ? and user_id = ?",
+                       [result.model_dump_json(), job_id, user_id])
+
+    async def _progress(self, user_id: str, job_id: str, fraction: float, message: str | None) -> None:
+        live = self._live.get(job_id)
+        if live is None:
+            return
+        now = time.monotonic()
+        if now - live.last_saved > 0.5:
+            live.last_saved = now
+            self.jobs.set_progress(user_id, job_id, fraction)
+        for sink in list(live.sinks):
+            try:
+                await sink(fraction, message)
+            except Exception:  # a client that went away must not fail the job
+                live.sinks.remove(sink)
+
+    async def _follow(self, user_id: str, job: dict[str, Any], wait: bool,
+                      progress: ProgressSink | None) -> GenerateResult:
+        live = self._live.get(job["id"])
+        if live is not None and progress is not None:
+            live.sinks.append(progress)
+        try:
+            return await self._wait_for(user_id, job["id"], wait)
+        finally:
+            if live is not None and progress in live.sinks:
+                live.sinks.remove(progress)
+
+    async def _wait_for(self, user_id: str, job_id: str, wait: bool) -> GenerateResult:
+        if wait:
+            deadline = time.monotonic() + self.wait_seconds
+            if self.runner.running_here(job_id) is not None:
+                await self.runner.wait(job_id, self.wait_seconds)
+            while time.monotonic() < deadline and self.jobs.get(user_id, job_id)["status"] == "running":
+                await anyio.sleep(0.1)  # running in another process: poll its row
+        return self.result(user_id, job_id)
+
+    def result(self, user_id: str, job_id: str) -> GenerateResult:
+        job = self.jobs.get(user_id, job_id)
+        if job["status"] == "completed" and job["result"]:
+            return GenerateResult.model_validate_json(job["result"])
+        params = json.loads(job["params"] or "{}")
+        result = GenerateResult.model_validate(params.get("result") or {
+            "status": job["status"], "prompt": "", "final_prompt": "", "applied": Applied().model_dump()})
+        result.job_id = job_id
+        result.status = job["status"]
+        result.progress = float(job["progress"] or 0.0)
+        result.error = job["error"]
+        result.created_at = job["created_at"]
+        return result

@@ -1,0 +1,149 @@
+"""Generation jobs: rows in SQLite (the truth) and the asyncio tasks that run them in this process.
+
+A job row is written before any provider is called, with the caller's `request_id` under a unique
+index, so concurrent calls with one `request_id` make exactly one provider call: the losers read the
+winner's row and wait for it. The `owner` column names the process running the job; at start-up only
+jobs whose owner process is gone are resumed (where the provider allows) or marked failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import uuid
+from collections.abc import Coroutine
+from typing import Any
+
+from ..adapters.store import Store, now_iso
+from ..errors import NotFound
+
+__all__ = ["PROCESS_OWNER", "JobRunner", "Jobs", "owner_is_alive"]
+
+PROCESS_OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_alive(owner: str | None) -> bool:
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if owner == PROCESS_OWNER:
+        return True
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True  # another machine: assume alive, never steal its work
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Jobs:
+    """SQL for the `jobs` table; every method is scoped by user."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create(self, user_id: str, job_id: str, *, request_id: str | None, kind: str, params: dict[str, Any],
+               provider: str, model: str, incognito: bool) -> bool:
+        """Insert a running job; False when this user already has a job with `request_id`."""
+        now = now_iso()
+        try:
+            with self.store.write() as db:
+                db["jobs"].insert({
+                    "id": job_id, "user_id": user_id, "request_id": request_id, "kind": kind,
+                    "status": "running", "progress": 0.0, "params": json.dumps(params),
+                    "provider": provider, "model": model, "incognito": int(incognito),
+                    "owner": PROCESS_OWNER, "created_at": now, "updated_at": now,
+                })
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def get(self, user_id: str, job_id: str) -> dict[str, Any]:
+        row = self.store.one("select * from jobs where id = ? and user_id = ?", [job_id, user_id])
+        if row is None:
+            raise NotFound(f"no generation job {job_id!r}")
+        return row
+
+    def by_request(self, user_id: str, request_id: str) -> dict[str, Any] | None:
+        return self.store.one("select * from jobs where user_id = ? and request_id = ?", [user_id, request_id])
+
+    def set_progress(self, user_id: str, job_id: str, progress: float) -> None:
+        with self.store.write() as db:
+            db.execute(
+                "update jobs set progress = ?, updated_at = ? where id = ? and user_id = ? and status = 'running'",
+                [progress, now_iso(), job_id, user_id],
+            )
+
+    def set_provider_job_id(self, user_id: str, job_id: str, provider_job_id: str) -> None:
+        with self.store.write() as db:
+            db.execute("update jobs set provider_job_id = ? where id = ? and user_id = ?",
+                       [provider_job_id, job_id, user_id])
+
+    def fail(self, user_id: str, job_id: str, error: str) -> None:
+        with self.store.write() as db:
+            db.execute(
+                "update jobs set status = 'failed', error = ?, updated_at = ? where id = ? and user_id = ?",
+                [error, now_iso(), job_id, user_id],
+            )
+
+    def recent(self, user_id: str, limit: int, before: tuple[str, str] | None) -> list[dict[str, Any]]:
+        sql = "select * from jobs where user_id = ? and incognito = 0"
+        params: list[Any] = [user_id]
+        if before:
+            sql += " and (created_at < ? or (created_at = ? and id < ?))"
+            params += [before[0], before[0], before[1]]
+        sql += " order by created_at desc, id desc limit ?"
+        return self.store.query(sql, [*params, limit])
+
+    def interrupted(self) -> list[dict[str, Any]]:
+        """Running jobs (any user) whose owning process is gone."""
+        rows = self.store.query("select * from jobs where status = 'running'")
+        return [r for r in rows if not owner_is_alive(r["owner"])]
+
+    def adopt(self, user_id: str, job_id: str) -> None:
+        with self.store.write() as db:
+            db.execute("update jobs set owner = ? where id = ? and user_id = ?", [PROCESS_OWNER, job_id, user_id])
+
+
+class JobRunner:
+    """The asyncio tasks behind running jobs in this process."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+
+    def spawn(self, job_id: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=f"job-{job_id}")
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
+        return task
+
+    def running_here(self, job_id: str) -> asyncio.Task[Any] | None:
+        return self._tasks.get(job_id)
+
+    async def wait(self, job_id: str, timeout: float) -> None:
+        task = self._tasks.get(job_id)
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            return
+        except Exception:
+            return  # the task records its own failure in the job row
+
+    async def aclose(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except BaseException:
+                pass

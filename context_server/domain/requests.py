@@ -1,0 +1,66 @@
+"""The validated shape of a generation or edit request, as the domain receives it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from ..adapters.providers.base import ASPECT_RATIOS
+from ..errors import InvalidInput
+
+__all__ = ["GenerationInput"]
+
+MAX_PROMPT = 4000
+
+
+@dataclass
+class GenerationInput:
+    prompt: str
+    kind: Literal["generate", "edit"] = "generate"
+    template: str | None = None
+    template_args: dict[str, Any] = field(default_factory=dict)
+    reference: str | None = None
+    input_image_url: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    width: int | None = None
+    height: int | None = None
+    aspect_ratio: str | None = None
+    negative_prompt: str | None = None
+    seed: int | None = None
+    apply_memory: bool = True
+    dry_run: bool = False
+    incognito: bool = False
+    request_id: str | None = None
+    wait: bool = True
+    #: edit_image: the image to edit (id or reference words), an optional mask image id, and strength.
+    mask_image: str | None = None
+    strength: float | None = None
+
+    def validate(self) -> None:
+        """Checks the schema cannot express; messages say what is allowed."""
+        if not self.prompt or not self.prompt.strip():
+            raise InvalidInput("prompt must not be empty (1..4000 characters)")
+        if len(self.prompt) > MAX_PROMPT:
+            raise InvalidInput(f"prompt is {len(self.prompt)} characters; at most {MAX_PROMPT} are allowed")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None and not 64 <= value <= 4096:
+                raise InvalidInput(f"{name} must be between 64 and 4096, got {value}")
+        if self.aspect_ratio is not None and self.aspect_ratio not in ASPECT_RATIOS:
+            raise InvalidInput(f"aspect_ratio must be one of {', '.join(ASPECT_RATIOS)}, got {self.aspect_ratio!r}")
+        if self.negative_prompt is not None and len(self.negative_prompt) > MAX_PROMPT:
+            raise InvalidInput(f"negative_prompt is at most {MAX_PROMPT} characters")
+        if self.seed is not None and not 0 <= self.seed < 2**32:
+            raise InvalidInput("seed must be between 0 and 4294967295")
+        if self.strength is not None and not 0 <= self.strength <= 1:
+            raise InvalidInput(f"strength must be between 0 and 1, got {self.strength}")
+        if self.request_id is not None and not 1 <= len(self.request_id) <= 200:
+            raise InvalidInput("request_id must be 1..200 characters")
+        if self.reference is not None and not 1 <= len(self.reference) <= 500:
+            raise InvalidInput("reference must be 1..500 characters (an image id or words like 'the previous one')")
+        if len(self.template_args) > 50:
+            raise InvalidInput("template_args has at most 50 entries")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,53 @@
+"""Turning width/height/aspect_ratio into a size the chosen model accepts, reporting any adaptation."""
+
+from __future__ import annotations
+
+from ..adapters.providers.base import ASPECT_RATIOS, ModelInfo
+from ..errors import InvalidInput
+
+__all__ = ["DEFAULT_LONG_SIDE", "resolve_size"]
+
+DEFAULT_LONG_SIDE = 1024
+
+
+def _ratio(aspect: str) -> float:
+    w, h = aspect.split(":")
+    return int(w) / int(h)
+
+
+def _snap(value: float, multiple: int) -> int:
+    return max(multiple, int(round(value / multiple)) * multiple)
+
+
+def resolve_size(model: ModelInfo, width: int | None, height: int | None,
+                 aspect_ratio: str | None) -> tuple[int, int, list[str]]:
+    notes: list[str] = []
+    if aspect_ratio is not None and aspect_ratio not in ASPECT_RATIOS:
+        raise InvalidInput(f"aspect_ratio {aspect_ratio!r} is not allowed; use one of {', '.join(ASPECT_RATIOS)}")
+    ratio = _ratio(aspect_ratio) if aspect_ratio else None
+    if width is None and height is None:
+        ratio = ratio or 1.0
+        long_side = min(DEFAULT_LONG_SIDE, model.max_side)
+        width, height = (long_side, long_side / ratio) if ratio >= 1 else (long_side * ratio, long_side)
+    elif width is None:
+        assert height is not None
+        width = height * (ratio or 1.0)
+    elif height is None:
+        height = width / (ratio or 1.0)
+    w, h = _snap(width, model.multiple_of), _snap(height, model.multiple_of)
+    if model.sizes:
+        if (w, h) not in model.sizes:
+            target = w / h
+            best = min(model.sizes, key=lambda s: (abs(s[0] / s[1] - target), abs(s[0] * s[1] - w * h)))
+            allowed = ", ".join(f"{a}x{b}" for a, b in model.sizes)
+            notes.append(f"size {w}x{h} adapted to {best[0]}x{best[1]} ({model.name} accepts {allowed})")
+            w, h = best
+        return w, h, notes
+    for name, value in (("width", w), ("height", h)):
+        if not model.min_side <= value <= model.max_side:
+            raise InvalidInput(
+                f"{name} {value} is outside what {model.name} accepts ({model.min_side}..{model.max_side})"
+            )
+    if (w, h) != (round(width), round(height)):
+        notes.append(f"size adapted to {w}x{h} (multiples of {model.multiple_of} for {model.name})")
+    return w, h, notes

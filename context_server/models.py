@@ -1,0 +1,118 @@
+"""Data shapes shared by every layer: the results tools return (their output schemas) and their parts.
+
+Pydantic models, so the MCP surface publishes them as output schemas and the domain builds them
+directly; nothing here knows about MCP or storage.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "Applied",
+    "AppliedReference",
+    "AppliedStyle",
+    "DeleteResult",
+    "GenerateResult",
+    "GenerationSummary",
+    "ImageHit",
+    "JobStatus",
+    "ProviderDescription",
+    "Timings",
+]
+
+JobStatus = Literal["completed", "running", "failed"]
+
+
+class AppliedStyle(BaseModel):
+    memory_id: str
+    content: str
+    score: float = Field(description="How relevant the memory was judged (1.0 for pinned and session styles).")
+
+
+class AppliedReference(BaseModel):
+    image_id: str
+    prompt: str
+    score: float
+    mode: Literal["image_to_image", "prompt_continuity"]
+    alternatives: list[dict[str, object]] = Field(default_factory=list)
+
+
+class Applied(BaseModel):
+    """The receipt: everything the enrichment step added to the caller's request."""
+
+    styles: list[AppliedStyle] = Field(default_factory=list)
+    profile: dict[str, object] = Field(default_factory=dict, description="Profile defaults that were filled in.")
+    template: str | None = None
+    reference: AppliedReference | None = None
+
+
+class Timings(BaseModel):
+    enrich: float = 0.0
+    provider: float = 0.0
+    total: float = 0.0
+
+
+class GenerateResult(BaseModel):
+    """What generate_image / edit_image / get_generation report about one generation."""
+
+    job_id: str | None = None
+    status: JobStatus
+    image_id: str | None = None
+    uri: str | None = None
+    path: str | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    seed: int | None = None
+    prompt: str
+    final_prompt: str
+    negative_prompt: str | None = None
+    parent_id: str | None = None
+    applied: Applied = Field(default_factory=Applied)
+    timings_ms: Timings = Field(default_factory=Timings)
+    cost_usd: float = 0.0
+    progress: float = 0.0
+    dry_run: bool = False
+    incognito: bool = False
+    notes: list[str] = Field(default_factory=list, description="Adaptations made to fit the provider.")
+    error: str | None = None
+    created_at: str | None = None
+
+
+class GenerationSummary(BaseModel):
+    job_id: str
+    image_id: str | None
+    prompt: str
+    status: JobStatus
+    created_at: str
+    provider: str | None = None
+    uri: str | None = None
+
+
+class ImageHit(BaseModel):
+    image_id: str
+    prompt: str
+    score: float
+    created_at: str
+    uri: str
+
+
+class DeleteResult(BaseModel):
+    deleted: bool
+    id: str
+
+
+class ProviderDescription(BaseModel):
+    name: str
+    configured: bool
+    default_model: str
+    description: str = ""
+    setup_hint: str = ""
+    models: list[dict[str, object]]
+    capabilities: dict[str, object]
+    cost_per_image_usd: dict[str, float]

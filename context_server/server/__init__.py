@@ -1,0 +1,5 @@
+"""The MCP surface: protocol in, domain calls out, nothing else."""
+
+from .app import ContextServer, build_server
+
+__all__ = ["ContextServer", "build_server"]

@@ -1,0 +1,59 @@
+"""The MCP server object: the SDK's `MCPServer`, with per-user prompts and typed image views."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mcp.server.lowlevel.helper_types import ReadResourceContents
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import InputRequiredResult
+from pydantic.networks import AnyUrl
+
+from .. import __version__
+from ..app import App
+from .resources import read_image_view, register_resources
+from .tools import register_tools
+
+__all__ = ["ContextServer", "build_server"]
+
+INSTRUCTIONS = (
+    "Image generation with memory. Call generate_image with a plain prompt; the server applies the user's "
+    "remembered styles and profile defaults and reports everything it added in `applied`. Use save_memory "
+    "when the user states a lasting preference, `reference` to build on an earlier image ('the previous one', "
+    "'my last spaceship image'), and dry_run=true to preview the final prompt without generating."
+)
+
+
+class ContextServer(MCPServer[Any]):
+    """`MCPServer` whose image view resource answers with the MIME type of the format asked for."""
+
+    def __init__(self, app: App, **kwargs: Any) -> None:
+        self.app = app
+
+        @asynccontextmanager
+        async def lifespan(_: MCPServer[Any]) -> AsyncIterator[dict[str, Any]]:
+            await app.start()
+            yield {}
+
+        super().__init__(name="context-server", title="context-server", version=__version__,
+                         instructions=INSTRUCTIONS, lifespan=lifespan,
+                         log_level=app.settings.log_level if app.settings.log_level in
+                         ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "INFO",  # type: ignore[arg-type]
+                         **kwargs)
+
+    async def read_resource(
+        self, uri: AnyUrl | str, context: Context[Any, Any] | None = None
+    ) -> Iterable[ReadResourceContents] | InputRequiredResult:
+        view = read_image_view(self.app, str(uri))
+        if view is not None:
+            return view
+        return await super().read_resource(uri, context)
+
+
+def build_server(app: App, **kwargs: Any) -> ContextServer:
+    server = ContextServer(app, **kwargs)
+    register_tools(server, app)
+    register_resources(server, app)
+    return server
