@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InvalidInput, NotFound
 
@@ -37,15 +37,16 @@ def decode_image(data: bytes, *, what: str = "image") -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-            if img.width * img.height > MAX_PIXELS:
+            opened = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            if opened.width * opened.height > MAX_PIXELS:
                 raise InvalidInput(
-                    f"the {what} is {img.width}x{img.height}; at most {MAX_PIXELS:,} pixels (16.8 Mpx) are accepted"
+                    f"the {what} is {opened.width}x{opened.height}; at most {MAX_PIXELS:,} pixels (16.8 Mpx) are accepted"
                 )
-            img.load()
+            opened.load()
+            img: Image.Image = opened
     except InvalidInput:
         raise
-    except Image.UnidentifiedImageError:
+    except UnidentifiedImageError:
         raise InvalidInput(f"the {what} is not a PNG, JPEG or WEBP image") from None
     except Exception as exc:  # decoders raise many types (SyntaxError, ValueError, struct.error, ...)
         raise InvalidInput(f"the {what} could not be decoded ({type(exc).__name__}); send a valid PNG, JPEG or WEBP") from None

@@ -200,8 +200,8 @@ class GenerationService:
         }
         try:
             with self.store.write() as db:
-                db["images"].insert(row)
-                db["usage"].insert({"user_id": user_id, "job_id": job_id, "provider": result.provider,
+                db.table("images").insert(row)
+                db.table("usage").insert({"user_id": user_id, "job_id": job_id, "provider": result.provider,
                                     "model": result.model, "cost_usd": result.cost_usd, "created_at": now})
                 db.execute(
                     "update jobs set status = 'completed', progress = 1.0, image_id = ?, result = ?, "

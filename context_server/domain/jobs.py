@@ -9,6 +9,7 @@ jobs whose owner process is gone are resumed (where the provider allows) or mark
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -55,7 +56,7 @@ class Jobs:
         now = now_iso()
         try:
             with self.store.write() as db:
-                db["jobs"].insert({
+                db.table("jobs").insert({
                     "id": job_id, "user_id": user_id, "request_id": request_id, "kind": kind,
                     "status": "running", "progress": 0.0, "params": json.dumps(params),
                     "provider": provider, "model": model, "incognito": int(incognito),
@@ -143,7 +144,5 @@ class JobRunner:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            try:
+            with contextlib.suppress(BaseException):
                 await task
-            except BaseException:
-                pass

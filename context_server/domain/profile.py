@@ -68,5 +68,5 @@ class Profiles:
                     db.execute(f"update profiles set {sets}, updated_at = ? where user_id = ?",
                                [*clean.values(), now_iso(), user_id])
             else:
-                db["profiles"].insert({"user_id": user_id, **clean, "updated_at": now_iso()})
+                db.table("profiles").insert({"user_id": user_id, **clean, "updated_at": now_iso()})
         return self.get(user_id)

@@ -47,7 +47,7 @@ class Sessions:
             session = Session(id=sid, user_id=user_id)
             self._sessions[sid] = session
             with self.store.write() as db:
-                db["sessions"].upsert(
+                db.table("sessions").upsert(
                     {"id": sid, "user_id": user_id, "created_at": now, "last_seen_at": now}, pk="id"
                 )
         session.last_seen = time.monotonic()

@@ -16,7 +16,7 @@ def _ratio(aspect: str) -> float:
 
 
 def _snap(value: float, multiple: int) -> int:
-    return max(multiple, int(round(value / multiple)) * multiple)
+    return max(multiple, round(value / multiple) * multiple)
 
 
 def resolve_size(model: ModelInfo, width: int | None, height: int | None,
@@ -24,17 +24,20 @@ def resolve_size(model: ModelInfo, width: int | None, height: int | None,
     notes: list[str] = []
     if aspect_ratio is not None and aspect_ratio not in ASPECT_RATIOS:
         raise InvalidInput(f"aspect_ratio {aspect_ratio!r} is not allowed; use one of {', '.join(ASPECT_RATIOS)}")
-    ratio = _ratio(aspect_ratio) if aspect_ratio else None
+    ratio = _ratio(aspect_ratio) if aspect_ratio else 1.0
+    want_w: float
+    want_h: float
     if width is None and height is None:
-        ratio = ratio or 1.0
         long_side = min(DEFAULT_LONG_SIDE, model.max_side)
-        width, height = (long_side, long_side / ratio) if ratio >= 1 else (long_side * ratio, long_side)
+        want_w, want_h = (long_side, long_side / ratio) if ratio >= 1 else (long_side * ratio, long_side)
     elif width is None:
         assert height is not None
-        width = height * (ratio or 1.0)
+        want_w, want_h = height * ratio, height
     elif height is None:
-        height = width / (ratio or 1.0)
-    w, h = _snap(width, model.multiple_of), _snap(height, model.multiple_of)
+        want_w, want_h = width, width / ratio
+    else:
+        want_w, want_h = width, height
+    w, h = _snap(want_w, model.multiple_of), _snap(want_h, model.multiple_of)
     if model.sizes:
         if (w, h) not in model.sizes:
             target = w / h
@@ -48,6 +51,6 @@ def resolve_size(model: ModelInfo, width: int | None, height: int | None,
             raise InvalidInput(
                 f"{name} {value} is outside what {model.name} accepts ({model.min_side}..{model.max_side})"
             )
-    if (w, h) != (round(width), round(height)):
+    if (w, h) != (round(want_w), round(want_h)):
         notes.append(f"size adapted to {w}x{h} (multiples of {model.multiple_of} for {model.name})")
     return w, h, notes

@@ -109,7 +109,8 @@ def _palette(prompt: str, rng: random.Random) -> list[RGB]:
         colours = [(digest[i], digest[i + 1], digest[i + 2]) for i in range(0, 9, 3)]
     while len(colours) < 3:
         base = colours[len(colours) % len(colours)]
-        colours.append(tuple(max(0, min(255, c + rng.randint(-40, 40))) for c in base))  # type: ignore[misc]
+        r, g, b = (max(0, min(255, c + rng.randint(-40, 40))) for c in base)
+        colours.append((r, g, b))
     return colours
 
 
