@@ -48,6 +48,8 @@ class _Live:
 
     sinks: list[ProgressSink] = field(default_factory=list)
     last_saved: float = 0.0
+    #: Progress only ever goes up (MCP requires it); a provider that restarts its count is clamped.
+    reported: float = -1.0
 
 
 class GenerationService:
@@ -222,8 +224,10 @@ class GenerationService:
 
     async def _progress(self, user_id: str, job_id: str, fraction: float, message: str | None) -> None:
         live = self._live.get(job_id)
-        if live is None:
+        if live is None or fraction <= live.reported:
             return
+        fraction = min(fraction, 0.99)
+        live.reported = fraction
         now = time.monotonic()
         if now - live.last_saved > 0.5:
             live.last_saved = now

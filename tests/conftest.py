@@ -1,0 +1,65 @@
+"""Shared fixtures: real SQLite, real files and the real MCP server in temp directories.
+
+Async tests run on anyio's asyncio backend: test modules set `pytestmark = pytest.mark.anyio`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from context_server.app import App
+from context_server.server import build_server
+from context_server.settings import Settings
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def make_settings(home: Path) -> Callable[..., Settings]:
+    def make(**env: str) -> Settings:
+        return Settings.from_env({"CONTEXT_SERVER_HOME": str(home), **env})
+
+    return make
+
+
+@pytest.fixture
+async def app(make_settings: Callable[..., Settings]) -> AsyncIterator[App]:
+    application = App.create(make_settings())
+    try:
+        yield application
+    finally:
+        await application.aclose()
+
+
+@pytest.fixture
+async def client(app: App) -> AsyncIterator[Client]:
+    async with Client(build_server(app)) as c:
+        yield c
+
+
+async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
+    """Call a tool that must succeed and return its structured content."""
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def call_error(client: Client, tool: str, **args: Any) -> str:
+    """Call a tool that must fail and return the error text."""
+    result = await client.call_tool(tool, args)
+    assert result.is_error, f"{tool} unexpectedly succeeded: {result.structured_content}"
+    return result.content[0].text  # type: ignore[union-attr]
