@@ -296,8 +296,8 @@ def _scalar(raw: str, where: str) -> str:
         if len(raw) < 2 or not raw.endswith("'") or re.search(r"(?<!')'(?!')", raw[1:-1]):
             raise InvalidInput(f"{where}: bad single-quoted text (write '' for a quote inside)")
         return raw[1:-1].replace("''", "'")
-    if raw.startswith(("[", "{", "|", ">", "&", "*", "!")):
-        raise InvalidInput(f"{where}: quote this value with double quotes")
+    if raw.startswith(("[", "{", "|", ">", "&", "*", "!", "%", "@", "`")) or ": " in raw or " #" in raw:
+        raise InvalidInput(f'{where}: put this value in double quotes ("..."), as YAML would need')
     return raw
 
 
