@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from context_server.adapters.store import resource_dir
 from context_server.domain.template_body import Placeholder, parse_body, render_body
 from context_server.domain.template_format import (
     MAX_ARGUMENTS,
@@ -191,3 +194,21 @@ def test_control_and_bidi_characters_are_refused() -> None:
         validate_definition(_definition("safe \u202e txt", []))
     with pytest.raises(InvalidInput, match="U\\+0000"):
         validate_definition(_definition("nul \x00", []))
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "templates.md"
+
+
+def test_the_documented_example_is_a_valid_template() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    example = text.split("```markdown\n", 1)[1].split("```", 1)[0]
+    d = parse_template_text(example)
+    assert d.name == "fox-card" and [a.name for a in d.arguments] == ["subject", "season"]
+    rendered = render_body(parse_body(d.body), {"subject": "a fox", "season": d.arguments[1].default or ""})
+    assert "{holly leaves}" in rendered and "a snowy winter evening" in rendered
+
+
+def test_every_builtin_is_listed_in_the_docs() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    for path in sorted(resource_dir("prompts").glob("*.md")):
+        assert f"| `{path.stem}` |" in text, f"docs/templates.md does not list {path.stem}"

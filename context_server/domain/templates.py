@@ -104,7 +104,8 @@ class TemplateLibrary:
         )
         merged = {name: self._builtin(name) for name in self.builtins}
         for row in rows:
-            merged[row["name"]] = self._from_row(row, versions[row["name"]])
+            # A save racing between the two reads (another process) must not break the listing.
+            merged[row["name"]] = self._from_row(row, versions.get(row["name"], [int(row["version"])]))
         return [merged[name] for name in sorted(merged)]
 
     def get(self, user_id: str, name: str, version: int | None = None) -> Template:
@@ -122,7 +123,8 @@ class TemplateLibrary:
                 "SELECT * FROM templates WHERE user_id = ? AND name = ? AND version = ? AND deleted = 0",
                 [user_id, name, wanted],
             )
-            assert row is not None
+            if row is None:  # deleted by another process since the versions were read
+                raise NotFound(f"template {name!r} was just deleted")
             return self._from_row(row, versions)
         if name in self.builtins:
             if version not in (None, 1):
