@@ -20,9 +20,8 @@ here by hand: it is three keys and a list of small mappings, and a strict parser
 line numbers and never builds arbitrary objects. Scalars are plain text, "double-quoted" (JSON
 escapes) or 'single-quoted'; `examples` is a flow list; comments only on lines of their own.
 
-Bodies use `{name}` placeholders and nothing else: no attribute or index access, no format specs,
-no positional fields. `{{` and `}}` are literal braces. Rendering substitutes values in one pass,
-so a value that itself contains `{x}` is never expanded.
+The body language (`{name}` placeholders only, `{{`/`}}` for braces) lives in `template_body`;
+`validate_definition` here ties the two together: every placeholder declared, every argument used.
 """
 
 from __future__ import annotations
