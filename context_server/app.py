@@ -21,6 +21,7 @@ from .domain.jobs import JobRunner, Jobs
 from .domain.limits import RateLimiter, spent_since, start_of_day
 from .domain.profile import Profiles
 from .domain.sessions import Sessions
+from .domain.templates import TemplateLibrary
 from .settings import Settings
 
 __all__ = ["App"]
@@ -44,6 +45,7 @@ class App:
     sessions: Sessions
     profiles: Profiles
     images: Images
+    templates: TemplateLibrary
     generation: GenerationService
     _started: bool = field(default=False, repr=False)
 
@@ -61,12 +63,14 @@ class App:
         sessions = Sessions(store, settings.session_idle_seconds)
         profiles = Profiles(store, registry.names)
         images = Images(store, files)
+        templates = TemplateLibrary(store)
         generation = GenerationService(
-            store, files, registry, Enricher(profiles), jobs, runner, sessions,
+            store, files, registry, Enricher(profiles, templates), jobs, runner, sessions,
             RateLimiter(settings.rate_limit_per_minute), settings.wait_seconds,
         )
         return cls(settings=settings, store=store, files=files, http=http, providers=registry, jobs=jobs,
-                   runner=runner, sessions=sessions, profiles=profiles, images=images, generation=generation)
+                   runner=runner, sessions=sessions, profiles=profiles, images=images, templates=templates,
+                   generation=generation)
 
     async def start(self) -> None:
         """Work that must not delay the first answer to a client runs here, after the server is up."""
@@ -82,6 +86,15 @@ class App:
         await self.providers.aclose()
         await self.http.aclose()
         self.store.close()
+
+    def style_words(self, user_id: str, limit: int = 50) -> list[str]:
+        """Short remembered styles ("muted watercolour"), offered as completions for style-like arguments."""
+        rows = self.store.query(
+            "select content from memories where user_id = ? and kind = 'style' and scope = 'long_term' "
+            "and length(content) <= 60 order by use_count desc, updated_at desc limit ?",
+            [user_id, limit],
+        )
+        return [r["content"] for r in rows]
 
     def usage(self, user_id: str, period: str) -> dict[str, Any]:
         from datetime import UTC, datetime

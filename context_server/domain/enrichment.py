@@ -16,6 +16,7 @@ from ..models import Applied
 from .profile import Profiles
 from .requests import GenerationInput
 from .sessions import Session
+from .templates import TemplateLibrary
 
 __all__ = ["Enricher", "Enrichment"]
 
@@ -36,11 +37,12 @@ class Enrichment:
 
 
 class Enricher:
-    def __init__(self, profiles: Profiles) -> None:
+    def __init__(self, profiles: Profiles, templates: TemplateLibrary) -> None:
         self.profiles = profiles
+        self.templates = templates
 
     async def enrich(self, user_id: str, session: Session, inp: GenerationInput) -> Enrichment:
-        prompt = inp.prompt.strip()
+        prompt = self._apply_template(user_id, inp)
         result = Enrichment(
             final_prompt=prompt,
             negative_prompt=inp.negative_prompt,
@@ -51,9 +53,27 @@ class Enricher:
         )
         profile = self.profiles.get(user_id)
         result.profile = profile
+        if inp.template:
+            template = self.templates.get(user_id, inp.template)
+            result.applied.template = f"{template.name}@v{template.version}"
         if inp.apply_memory:
             self._apply_profile(result, inp, profile)
         return result
+
+    def _apply_template(self, user_id: str, inp: GenerationInput) -> str:
+        """Render the template; the prompt fills its `subject` (or `prompt`) argument when the caller
+        did not, and is otherwise put in front of the rendered text."""
+        prompt = inp.prompt.strip()
+        if not inp.template:
+            return prompt
+        template = self.templates.get(user_id, inp.template)
+        names = {a.name for a in template.arguments}
+        args = dict(inp.template_args)
+        slot = next((n for n in ("subject", "prompt") if n in names and n not in args), None)
+        if slot:
+            args[slot] = prompt
+        rendered = self.templates.render(user_id, inp.template, args)
+        return rendered if slot else f"{prompt}. {rendered}"
 
     @staticmethod
     def _apply_profile(result: Enrichment, inp: GenerationInput, profile: dict[str, Any]) -> None:

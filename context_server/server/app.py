@@ -8,12 +8,14 @@ from typing import Any
 
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import InputRequiredResult
+from mcp.server.lowlevel.server import NotificationOptions
+from mcp.types import GetPromptResult, InputRequiredResult, Prompt
 from pydantic.networks import AnyUrl
 
 from .. import __version__
 from ..app import App
 from .resources import read_image_view, register_resources
+from .templates import list_user_prompts, register_templates, render_user_prompt
 from .tools import register_tools
 
 __all__ = ["ContextServer", "build_server"]
@@ -27,7 +29,7 @@ INSTRUCTIONS = (
 
 
 class ContextServer(MCPServer[Any]):
-    """`MCPServer` whose image view resource answers with the MIME type of the format asked for."""
+    """`MCPServer` with per-user prompts (each user's template library) and typed image views."""
 
     def __init__(self, app: App, **kwargs: Any) -> None:
         self.app = app
@@ -42,6 +44,23 @@ class ContextServer(MCPServer[Any]):
                          log_level=app.settings.log_level if app.settings.log_level in
                          ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "INFO",  # type: ignore[arg-type]
                          **kwargs)
+        # Handshake-era clients learn from the capabilities that the prompt list follows template edits.
+        lowlevel = self._lowlevel_server
+        create = lowlevel.create_initialization_options
+
+        def with_list_changed(notification_options: NotificationOptions | None = None,
+                              *args: Any, **kw: Any) -> Any:
+            return create(notification_options or NotificationOptions(prompts_changed=True), *args, **kw)
+
+        lowlevel.create_initialization_options = with_list_changed  # type: ignore[method-assign]
+
+    async def list_prompts(self) -> list[Prompt]:
+        return list_user_prompts(self.app)
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        return render_user_prompt(self.app, name, arguments)
 
     async def read_resource(
         self, uri: AnyUrl | str, context: Context[Any, Any] | None = None
@@ -56,4 +75,5 @@ def build_server(app: App, **kwargs: Any) -> ContextServer:
     server = ContextServer(app, **kwargs)
     register_tools(server, app)
     register_resources(server, app)
+    register_templates(server, app)
     return server

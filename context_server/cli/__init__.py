@@ -1,5 +1,7 @@
 """The `context-server` command. No arguments: serve MCP over stdio (what Claude Desktop runs).
 
+Verb groups live in sibling modules (`templates.py`, ...), registered in `_register_verbs`.
+
 stdout belongs to the stdio transport, so every message here goes to stderr unless a verb's whole
 purpose is to print (a token, an export, a config snippet).
 """
@@ -11,10 +13,10 @@ import sys
 
 import click
 
-from . import __version__
-from .settings import Settings
+from .. import __version__
+from ..settings import Settings
 
-__all__ = ["main"]
+__all__ = ["configure_logging", "load_settings", "main"]
 
 
 def configure_logging(level: str) -> None:
@@ -54,8 +56,8 @@ def serve(transport: str, host: str = "127.0.0.1", port: int = 8000, no_auth: bo
     """Serve MCP over stdio or Streamable HTTP."""
     settings = load_settings()
     configure_logging(settings.log_level)
-    from .app import App
-    from .server import build_server
+    from ..app import App
+    from ..server import build_server
 
     app = App.create(settings)
     server = build_server(app)
@@ -73,5 +75,11 @@ def serve(transport: str, host: str = "127.0.0.1", port: int = 8000, no_auth: bo
         raise click.UsageError("the http transport is not available in this build yet")
 
 
-if __name__ == "__main__":
-    main()
+def _register_verbs() -> None:
+    """Each verb group lives in its own module; registration is explicit, in one place."""
+    from . import templates
+
+    main.add_command(templates.templates)
+
+
+_register_verbs()

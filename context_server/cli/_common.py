@@ -1,0 +1,53 @@
+"""What every CLI verb shares: opening the app on the configured data directory, the user, errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import anyio
+import click
+
+from ..errors import ContextServerError, InvalidInput, NotFound
+
+__all__ = ["domain_errors", "echo_json", "open_app", "user_option"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@contextmanager
+def open_app() -> Iterator[Any]:
+    from ..app import App
+    from . import load_settings
+
+    app = App.create(load_settings())
+    try:
+        yield app
+    finally:
+        anyio.run(app.aclose)
+
+
+def user_option(fn: F) -> F:
+    return click.option(
+        "--user", "user", default=None, metavar="NAME",
+        help="Act on this user's data (default: CONTEXT_SERVER_USER, else 'local').",
+    )(fn)
+
+
+def resolve_user(app: Any, user: str | None) -> str:
+    return user or str(app.settings.user)
+
+
+@contextmanager
+def domain_errors() -> Iterator[None]:
+    """Domain errors end the command with their message and exit code 1 (bad input too: it was read)."""
+    try:
+        yield
+    except (InvalidInput, NotFound, ContextServerError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))

@@ -1,0 +1,189 @@
+"""The template library over MCP: tools, resources, prompts (per user) and completions."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+from mcp.shared.exceptions import MCPError
+from mcp.types import (
+    INVALID_PARAMS,
+    CallToolResult,
+    Completion,
+    CompletionArgument,
+    CompletionContext,
+    GetPromptResult,
+    Prompt,
+    PromptArgument,
+    PromptMessage,
+    PromptReference,
+    ResourceTemplateReference,
+    TextContent,
+    ToolAnnotations,
+)
+from pydantic import BaseModel, Field
+
+from ..app import App
+from ..domain.prompt_guide import prompt_guide
+from ..domain.templates import Template
+from ..errors import ContextServerError
+from .auth import current_user
+from .results import structured
+from .tools import READ, domain_errors
+
+__all__ = ["list_user_prompts", "notify_prompts_changed", "register_templates", "render_user_prompt"]
+
+log = logging.getLogger(__name__)
+
+Name = Annotated[str, Field(min_length=1, max_length=64, description="Template name: a slug of a-z, 0-9 and '-' (1..64).")]
+
+
+class TemplateArgumentOut(BaseModel):
+    name: str
+    description: str = ""
+    required: bool = False
+    default: str | None = None
+    examples: list[str] = Field(default_factory=list)
+
+
+class TemplateOut(BaseModel):
+    name: str
+    description: str
+    body: str
+    arguments: list[TemplateArgumentOut]
+    version: int
+    source: str
+    versions: list[int] = Field(default_factory=list)
+    created_at: str | None = None
+    overrides_builtin: bool = False
+
+
+class TemplateList(BaseModel):
+    templates: list[TemplateOut]
+
+
+class TemplateDeleted(BaseModel):
+    deleted: str
+    restored_builtin: TemplateOut | None = None
+
+
+def _out(template: Template) -> TemplateOut:
+    return TemplateOut.model_validate(template.to_dict())
+
+
+async def notify_prompts_changed(ctx: Context | None) -> None:
+    """Tell this client the prompt list changed, on whichever protocol era it speaks."""
+    if ctx is None:
+        return
+    for send in (ctx.notify_prompts_changed, ctx.session.send_prompt_list_changed):
+        try:
+            await send()
+        except Exception as exc:  # a transport that cannot notify must not fail the edit itself
+            log.debug("prompt list-changed notification not sent: %r", exc)
+
+
+def list_user_prompts(app: App) -> list[Prompt]:
+    return [
+        Prompt(name=t.name, title=t.name.replace("-", " ").capitalize(), description=t.description,
+               arguments=[PromptArgument(name=a.name, description=a.description, required=a.required)
+                          for a in t.arguments])
+        for t in app.templates.list(current_user(app))
+    ]
+
+
+def render_user_prompt(app: App, name: str, arguments: dict[str, Any] | None) -> GetPromptResult:
+    user = current_user(app)
+    try:
+        template = app.templates.get(user, name)
+        text = app.templates.render(user, name, arguments or {})
+    except ContextServerError as exc:
+        raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
+    instruction = (f"Generate an image with the generate_image tool using this prompt "
+                   f"(template '{template.name}' v{template.version}):\n\n{text}")
+    return GetPromptResult(description=template.description,
+                           messages=[PromptMessage(role="user", content=TextContent(text=instruction))])
+
+
+def register_templates(server: MCPServer, app: App) -> None:
+    @domain_errors
+    async def list_templates() -> Annotated[CallToolResult, TemplateList]:
+        """The prompt templates this user can use: built-ins from prompts/ and the user's own (which
+        override a built-in of the same name)."""
+        out = TemplateList(templates=[_out(t) for t in app.templates.list(current_user(app))])
+        text = "\n".join(f"{t.name} (v{t.version}, {t.source}): {t.description}" for t in out.templates)
+        return structured(out, text)
+
+    @domain_errors
+    async def get_template(
+        name: Name,
+        version: Annotated[int | None, Field(ge=1, description="A kept version; default the latest.")] = None,
+    ) -> Annotated[CallToolResult, TemplateOut]:
+        """One template with its body, arguments and the list of kept versions."""
+        out = _out(app.templates.get(current_user(app), name, version))
+        return structured(out, f"{out.name} v{out.version} ({out.source}), versions {out.versions}:\n{out.body}")
+
+    @domain_errors
+    async def save_template(
+        ctx: Context,
+        name: Name,
+        body: Annotated[str, Field(min_length=1, max_length=8000, description="Template text with {placeholders}; each must be declared in arguments. {{ and }} are literal braces.")],
+        description: Annotated[str, Field(max_length=500, description="What the template is for.")] = "",
+        arguments: Annotated[list[TemplateArgumentOut] | None, Field(max_length=20, description="Placeholders: name, description, required, optional default and examples.")] = None,
+    ) -> Annotated[CallToolResult, TemplateOut]:
+        """Create a template or save a new version of it (every version is kept). Naming it like a built-in
+        overrides the built-in for this user only."""
+        args = [a.model_dump() for a in arguments or []]
+        out = _out(app.templates.save(current_user(app), name, body, description=description, arguments=args))
+        await notify_prompts_changed(ctx)
+        return structured(out, f"Saved {out.name} v{out.version}.")
+
+    @domain_errors
+    async def delete_template(ctx: Context, name: Name) -> Annotated[CallToolResult, TemplateDeleted]:
+        """Delete this user's template (all versions). If it overrode a built-in, the built-in comes back."""
+        restored = app.templates.delete(current_user(app), name)
+        await notify_prompts_changed(ctx)
+        out = TemplateDeleted(deleted=name, restored_builtin=_out(restored) if restored else None)
+        return structured(out, f"Deleted {name}." + (" The built-in is back." if restored else ""))
+
+    server.add_tool(list_templates, title="List templates", annotations=READ)
+    server.add_tool(get_template, title="Get template", annotations=READ)
+    server.add_tool(save_template, title="Save template", annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    server.add_tool(delete_template, title="Delete template", annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False))
+
+    @server.resource("template://list", name="template-list", title="Templates", mime_type="application/json",
+                     description="Every template this user can use, with arguments and versions.")
+    def template_list() -> str:
+        return json.dumps([t.to_dict() for t in app.templates.list(current_user(app))], indent=2)
+
+    @server.resource("template://{name}", name="template", title="Template", mime_type="text/markdown",
+                     description="One template in the prompts/ file format (front matter and body).")
+    def template_file(name: str) -> str:
+        try:
+            return app.templates.export_text(current_user(app), name)
+        except ContextServerError:
+            raise ResourceNotFoundError(f"Resource not found: template://{name}") from None
+
+    @server.resource("info://prompt-guide", name="prompt-guide", title="Prompt guide", mime_type="text/markdown",
+                     description="Practical prompt advice per provider.")
+    def guide() -> str:
+        return prompt_guide()
+
+    @server.completion()
+    async def complete(
+        ref: PromptReference | ResourceTemplateReference, argument: CompletionArgument,
+        context: CompletionContext | None,
+    ) -> Completion | None:
+        user = current_user(app)
+        if isinstance(ref, ResourceTemplateReference):
+            if ref.uri == "template://{name}" and argument.name == "name":
+                values = app.templates.complete_template_names(user, argument.value)
+                return Completion(values=values, total=len(values), has_more=False)
+            return None
+        values = app.templates.complete_argument(user, ref.name, argument.name, argument.value,
+                                                 style_words=app.style_words(user))
+        return Completion(values=values[:100], total=len(values), has_more=len(values) > 100)
