@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from mcp.server.lowlevel.helper_types import ReadResourceContents
-from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.lowlevel.server import NotificationOptions
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import GetPromptResult, InputRequiredResult, Prompt
 from pydantic.networks import AnyUrl
 

@@ -173,7 +173,7 @@ def register_templates(server: MCPServer, app: App) -> None:
     def guide() -> str:
         return prompt_guide()
 
-    @server.completion()
+    @server.completion()  # type: ignore[no-untyped-call, untyped-decorator]  # the SDK decorator is untyped
     async def complete(
         ref: PromptReference | ResourceTemplateReference, argument: CompletionArgument,
         context: CompletionContext | None,
