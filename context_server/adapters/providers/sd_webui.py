@@ -92,7 +92,7 @@ class SdWebUIProvider:
             setup_hint=""
             if self._base
             else "set SD_WEBUI_URL to a web UI started with --api (e.g. http://127.0.0.1:7860)",
-            description="A local AUTOMATIC1111/Forge web UI: txt2img, img2img, inpainting; its loaded checkpoint.",
+            description="A local AUTOMATIC1111/Forge web UI (txt2img, img2img, inpainting).",
         )
 
     def _size(self, request: ProviderRequest, notes: list[str]) -> tuple[int, int]:
