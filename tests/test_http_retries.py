@@ -125,7 +125,9 @@ async def test_stability_403_content_moderation_is_reported_as_content_policy_no
 
 
 def caller(handler: httpx.MockTransport, sleep: RecordingSleep) -> HttpCaller:
-    return HttpCaller(httpx.AsyncClient(transport=handler), provider="openai", key_env="OPENAI_API_KEY", sleep=sleep)
+    return HttpCaller(
+        httpx.AsyncClient(transport=handler), provider="openai", key_env="OPENAI_API_KEY", sleep=sleep
+    )
 
 
 async def test_connect_error_is_retried_then_succeeds() -> None:
@@ -148,13 +150,17 @@ async def test_connect_error_every_time_says_unreachable_and_nothing_charged() -
         raise httpx.ConnectTimeout("timed out", request=req)
 
     with pytest.raises(ProviderError) as caught:
-        await caller(httpx.MockTransport(handler), RecordingSleep()).request("POST", "https://x.test/a", json={})
+        await caller(httpx.MockTransport(handler), RecordingSleep()).request(
+            "POST", "https://x.test/a", json={}
+        )
     assert caught.value.may_have_charged is False
     assert "could not connect" in str(caught.value) and "nothing was charged" in str(caught.value)
 
 
 @pytest.mark.parametrize("error", [httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.ReadError])
-async def test_failure_after_send_is_not_retried_and_may_have_charged(error: type[httpx.TransportError]) -> None:
+async def test_failure_after_send_is_not_retried_and_may_have_charged(
+    error: type[httpx.TransportError],
+) -> None:
     tries: list[int] = []
 
     def handler(req: httpx.Request) -> httpx.Response:

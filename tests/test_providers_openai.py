@@ -39,7 +39,9 @@ async def test_generate_sends_exactly_the_prompt_and_returns_a_png_of_that_size(
 ) -> None:
     log = ProgressLog()
     prompt = "a red fox in fresh snow, watercolour — soft light"
-    image = await provider.generate(ProviderRequest(prompt, "gpt-image-1", 1536, 1024), log.progress, log.submit)
+    image = await provider.generate(
+        ProviderRequest(prompt, "gpt-image-1", 1536, 1024), log.progress, log.submit
+    )
     sent = fake.calls("/v1/images/generations")
     assert len(sent) == 1
     assert sent[0].json["prompt"] == prompt
@@ -51,9 +53,13 @@ async def test_generate_sends_exactly_the_prompt_and_returns_a_png_of_that_size(
     assert log.values and log.values[0] < 1
 
 
-async def test_dall_e_3_asks_for_b64_json_and_returns_revised_prompt(fake: OpenAIFake, provider: OpenAIProvider) -> None:
+async def test_dall_e_3_asks_for_b64_json_and_returns_revised_prompt(
+    fake: OpenAIFake, provider: OpenAIProvider
+) -> None:
     log = ProgressLog()
-    image = await provider.generate(ProviderRequest("a castle", "dall-e-3", 1792, 1024), log.progress, log.submit)
+    image = await provider.generate(
+        ProviderRequest("a castle", "dall-e-3", 1792, 1024), log.progress, log.submit
+    )
     assert fake.requests[0].json["response_format"] == "b64_json"
     assert image.revised_prompt == "A detailed rendering of: a castle"
     assert size_of(image.data) == (1792, 1024)
@@ -61,7 +67,9 @@ async def test_dall_e_3_asks_for_b64_json_and_returns_revised_prompt(fake: OpenA
 
 async def test_unsupported_size_is_snapped_and_noted(fake: OpenAIFake, provider: OpenAIProvider) -> None:
     log = ProgressLog()
-    image = await provider.generate(ProviderRequest("a bridge", "gpt-image-1", 1920, 1080), log.progress, log.submit)
+    image = await provider.generate(
+        ProviderRequest("a bridge", "gpt-image-1", 1920, 1080), log.progress, log.submit
+    )
     assert fake.requests[0].json["size"] == "1536x1024"
     assert image.notes == ["size 1920x1080 snapped to 1536x1024 (gpt-image-1 sizes)"]
 
@@ -86,8 +94,9 @@ async def test_openai_edit_sends_mask_as_multipart(fake: OpenAIFake, provider: O
     mask_image.paste(255, (0, 0, 256, 512))
     buf = io.BytesIO()
     mask_image.save(buf, format="PNG")
-    request = ProviderRequest("put a boat on the lake", "gpt-image-1", 1024, 1024, init_image=source,
-                              mask=buf.getvalue())
+    request = ProviderRequest(
+        "put a boat on the lake", "gpt-image-1", 1024, 1024, init_image=source, mask=buf.getvalue()
+    )
     image = await provider.edit(request, log.progress, log.submit)
     sent = fake.calls("/v1/images/edits")[0]
     assert sent.content_type.startswith("multipart/form-data")

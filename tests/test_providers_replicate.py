@@ -62,11 +62,15 @@ async def test_prediction_is_created_polled_and_downloaded(
 
 async def test_seed_is_read_from_the_logs_when_not_given(provider: ReplicateProvider) -> None:
     log = ProgressLog()
-    image = await provider.generate(ProviderRequest("x", "flux-schnell", 1024, 1024), log.progress, log.submit)
+    image = await provider.generate(
+        ProviderRequest("x", "flux-schnell", 1024, 1024), log.progress, log.submit
+    )
     assert isinstance(image.seed, int)
 
 
-async def test_replicate_resumes_polling_with_resume_id(fake: ReplicateFake, provider: ReplicateProvider) -> None:
+async def test_replicate_resumes_polling_with_resume_id(
+    fake: ReplicateFake, provider: ReplicateProvider
+) -> None:
     async with fake.client() as client:
         response = await client.post(
             f"{BASE}/models/black-forest-labs/flux-dev/predictions",
@@ -96,7 +100,9 @@ async def test_cancelling_the_job_cancels_the_prediction(fake: ReplicateFake) ->
     assert fake.predictions[log.submitted[0]]["status"] == "canceled"
 
 
-async def test_failed_prediction_says_may_have_been_charged(fake: ReplicateFake, provider: ReplicateProvider) -> None:
+async def test_failed_prediction_says_may_have_been_charged(
+    fake: ReplicateFake, provider: ReplicateProvider
+) -> None:
     fake.fail_with = "CUDA out of memory"
     log = ProgressLog()
     with pytest.raises(ProviderError, match="CUDA out of memory") as caught:
@@ -104,7 +110,9 @@ async def test_failed_prediction_says_may_have_been_charged(fake: ReplicateFake,
     assert caught.value.may_have_charged is True and "may have been charged" in str(caught.value)
 
 
-async def test_nsfw_failure_is_reported_as_a_safety_refusal(fake: ReplicateFake, provider: ReplicateProvider) -> None:
+async def test_nsfw_failure_is_reported_as_a_safety_refusal(
+    fake: ReplicateFake, provider: ReplicateProvider
+) -> None:
     fake.fail_with = "NSFW content detected. Try running it again, or try a different prompt."
     log = ProgressLog()
     with pytest.raises(ProviderError, match="safety checker"):
@@ -140,13 +148,17 @@ async def test_masked_edit_uses_flux_fill_pro_with_a_white_mask(
     mask.paste((0, 0), (0, 0, 128, 256))  # left half transparent = repaint
     buf = io.BytesIO()
     mask.save(buf, format="PNG")
-    request = ProviderRequest("a door", "flux-schnell", 256, 256, init_image=make_png(256, 256), mask=buf.getvalue())
+    request = ProviderRequest(
+        "a door", "flux-schnell", 256, 256, init_image=make_png(256, 256), mask=buf.getvalue()
+    )
     image = await provider.edit(request, log.progress, log.submit)
     sent = fake.calls("/models/black-forest-labs/flux-fill-pro/predictions")[0].json["input"]
     with Image.open(io.BytesIO(base64.b64decode(sent["mask"].partition(",")[2]))) as sent_mask:
         assert sent_mask.getpixel((10, 10)) == 255 and sent_mask.getpixel((200, 10)) == 0
     assert image.model == "black-forest-labs/flux-fill-pro"
-    assert "masked edits use black-forest-labs/flux-fill-pro, not black-forest-labs/flux-schnell" in image.notes
+    assert (
+        "masked edits use black-forest-labs/flux-fill-pro, not black-forest-labs/flux-schnell" in image.notes
+    )
 
 
 async def test_create_throttled_429_is_retried_but_a_create_500_is_not(
@@ -167,7 +179,9 @@ async def test_a_failing_poll_is_retried_because_reading_cannot_charge(
 ) -> None:
     log = ProgressLog()
     fake.fail_next(500, times=1, on="/v1/predictions/")
-    image = await provider.generate(ProviderRequest("x", "flux-schnell", 1024, 1024), log.progress, log.submit)
+    image = await provider.generate(
+        ProviderRequest("x", "flux-schnell", 1024, 1024), log.progress, log.submit
+    )
     assert image.data.startswith(b"\x89PNG")
 
 
@@ -179,8 +193,9 @@ def test_end_to_end_over_a_real_local_server() -> None:
         async with httpx.AsyncClient() as client:
             provider = ReplicateProvider(fake.env(base), client, poll_interval=0.01)
             log = ProgressLog()
-            image = await provider.generate(ProviderRequest("over tcp", "flux-schnell", 512, 512), log.progress,
-                                            log.submit)
+            image = await provider.generate(
+                ProviderRequest("over tcp", "flux-schnell", 512, 512), log.progress, log.submit
+            )
             return image.data
 
     try:

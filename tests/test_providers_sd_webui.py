@@ -44,7 +44,12 @@ async def test_txt2img_sends_the_prompt_and_returns_the_seed_from_info(
     image = await provider.generate(request, log.progress, log.submit)
     body = fake.calls("/sdapi/v1/txt2img")[0].json
     assert body["prompt"] == "a misty forest, 35mm"
-    assert (body["negative_prompt"], body["seed"], body["width"], body["height"]) == ("lowres", 1234, 768, 512)
+    assert (body["negative_prompt"], body["seed"], body["width"], body["height"]) == (
+        "lowres",
+        1234,
+        768,
+        512,
+    )
     assert image.seed == 1234 and size_of(image.data) == (768, 512)
 
 
@@ -54,17 +59,23 @@ async def test_random_seed_is_reported_back(provider: SdWebUIProvider) -> None:
     assert isinstance(image.seed, int) and image.seed >= 0
 
 
-async def test_progress_is_polled_while_the_generation_runs(fake: SdWebUIFake, provider: SdWebUIProvider) -> None:
+async def test_progress_is_polled_while_the_generation_runs(
+    fake: SdWebUIFake, provider: SdWebUIProvider
+) -> None:
     fake.delay = 0.4
     log = ProgressLog()
-    await provider.generate(ProviderRequest("x", "webui", 512, 512, extra={"steps": 10}), log.progress, log.submit)
+    await provider.generate(
+        ProviderRequest("x", "webui", 512, 512, extra={"steps": 10}), log.progress, log.submit
+    )
     sampled = [v for v, m in zip(log.values, log.messages, strict=True) if m and m.startswith("sampling")]
     assert len(sampled) >= 2
     assert sampled == sorted(sampled) and 0 < sampled[-1] < 1
     assert fake.progress_reported, "the fake never saw a progress poll during the run"
 
 
-async def test_img2img_sends_init_image_and_denoising_strength(fake: SdWebUIFake, provider: SdWebUIProvider) -> None:
+async def test_img2img_sends_init_image_and_denoising_strength(
+    fake: SdWebUIFake, provider: SdWebUIProvider
+) -> None:
     log = ProgressLog()
     source = make_png(512, 512, "src")
     request = ProviderRequest("as a pencil sketch", "webui", 512, 512, init_image=source, strength=0.4)
@@ -89,7 +100,9 @@ async def test_inpaint_sends_a_white_repaint_mask(fake: SdWebUIFake, provider: S
     assert any("denoising_strength 0.75" in n for n in image.notes)
 
 
-async def test_size_not_a_multiple_of_8_is_rounded_with_a_note(fake: SdWebUIFake, provider: SdWebUIProvider) -> None:
+async def test_size_not_a_multiple_of_8_is_rounded_with_a_note(
+    fake: SdWebUIFake, provider: SdWebUIProvider
+) -> None:
     log = ProgressLog()
     image = await provider.generate(ProviderRequest("x", "webui", 1000, 563), log.progress, log.submit)
     body = fake.requests[0].json
@@ -103,7 +116,9 @@ async def test_size_over_2048_is_invalid_input(provider: SdWebUIProvider) -> Non
         await provider.generate(ProviderRequest("x", "webui", 4096, 512), log.progress, log.submit)
 
 
-async def test_webui_error_is_reported_without_talk_of_charges(fake: SdWebUIFake, provider: SdWebUIProvider) -> None:
+async def test_webui_error_is_reported_without_talk_of_charges(
+    fake: SdWebUIFake, provider: SdWebUIProvider
+) -> None:
     fake.fail_next(500, on="txt2img")
     log = ProgressLog()
     with pytest.raises(ProviderError) as caught:

@@ -62,7 +62,9 @@ async def test_ratio_stability_lacks_is_snapped_to_the_nearest_one(
     assert fake.requests[0].form["aspect_ratio"] == "5:4"
 
 
-async def test_sd35_sends_model_field_and_text_to_image_mode(fake: StabilityFake, provider: StabilityProvider) -> None:
+async def test_sd35_sends_model_field_and_text_to_image_mode(
+    fake: StabilityFake, provider: StabilityProvider
+) -> None:
     log = ProgressLog()
     await provider.generate(ProviderRequest("a robot", "sd3.5-medium", 1024, 1024), log.progress, log.submit)
     sent = fake.calls("/generate/sd3")[0]
@@ -74,7 +76,9 @@ async def test_image_to_image_sends_image_and_strength_and_no_aspect_ratio(
 ) -> None:
     log = ProgressLog()
     source = make_png(832, 1216, "portrait")
-    request = ProviderRequest("as an oil painting", "sd3.5-large", 832, 1216, init_image=source, strength=0.35)
+    request = ProviderRequest(
+        "as an oil painting", "sd3.5-large", 832, 1216, init_image=source, strength=0.35
+    )
     image = await provider.generate(request, log.progress, log.submit)
     sent = fake.calls("/generate/sd3")[0]
     assert sent.form["mode"] == "image-to-image" and sent.form["strength"] == "0.35"
@@ -82,14 +86,18 @@ async def test_image_to_image_sends_image_and_strength_and_no_aspect_ratio(
     assert size_of(image.data) == (832, 1216)
 
 
-async def test_core_with_an_input_image_is_invalid_input_naming_models_that_can(provider: StabilityProvider) -> None:
+async def test_core_with_an_input_image_is_invalid_input_naming_models_that_can(
+    provider: StabilityProvider,
+) -> None:
     log = ProgressLog()
     request = ProviderRequest("x", "core", 1024, 1024, init_image=make_png(64, 64))
     with pytest.raises(InvalidInput, match="ultra"):
         await provider.generate(request, log.progress, log.submit)
 
 
-async def test_turbo_drops_negative_prompt_with_a_note(fake: StabilityFake, provider: StabilityProvider) -> None:
+async def test_turbo_drops_negative_prompt_with_a_note(
+    fake: StabilityFake, provider: StabilityProvider
+) -> None:
     log = ProgressLog()
     request = ProviderRequest("x", "sd3.5-large-turbo", 1024, 1024, negative_prompt="blur")
     image = await provider.generate(request, log.progress, log.submit)
@@ -97,7 +105,9 @@ async def test_turbo_drops_negative_prompt_with_a_note(fake: StabilityFake, prov
     assert any("no negative prompt" in n for n in image.notes)
 
 
-async def test_edit_with_mask_uses_inpaint_with_a_white_mask(fake: StabilityFake, provider: StabilityProvider) -> None:
+async def test_edit_with_mask_uses_inpaint_with_a_white_mask(
+    fake: StabilityFake, provider: StabilityProvider
+) -> None:
     log = ProgressLog()
     source = make_png(512, 512, "room")
     mask = Image.new("RGBA", (512, 512), (0, 0, 0, 255))
@@ -115,7 +125,9 @@ async def test_edit_with_mask_uses_inpaint_with_a_white_mask(fake: StabilityFake
     assert any("inpaint" in n for n in image.notes)
 
 
-async def test_edit_without_mask_runs_as_image_to_image(fake: StabilityFake, provider: StabilityProvider) -> None:
+async def test_edit_without_mask_runs_as_image_to_image(
+    fake: StabilityFake, provider: StabilityProvider
+) -> None:
     log = ProgressLog()
     request = ProviderRequest("make it autumn", "core", 512, 512, init_image=make_png(512, 512))
     image = await provider.edit(request, log.progress, log.submit)
