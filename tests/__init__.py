@@ -1,0 +1,1 @@
+"""Tests for context-server (a package so `from tests.fakes import ...` works from the repo root)."""

@@ -112,6 +112,9 @@ class ProviderImage:
     revised_prompt: str | None = None
     #: Adaptations the adapter made (e.g. "size 1000x1000 snapped to 1024x1024").
     notes: list[str] = field(default_factory=list)
+    #: The adapter's estimate for this exact call when it differs from `ModelInfo.cost_usd`
+    #: (e.g. gpt-image-1 costs more for non-square sizes); None means "use the model's cost".
+    cost_usd: float | None = None
 
 
 class Provider(Protocol):
