@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from .adapters.fetch import fetch_remote_image
 from .adapters.files import ImageFiles
 from .adapters.providers.base import Provider
 from .adapters.providers.placeholder import PlaceholderProvider
 from .adapters.providers.registry import ProviderRegistry
+from .adapters.providers.remote import build_remote_providers
 from .adapters.store import Store
 from .domain.enrichment import Enricher
 from .domain.generation import GenerationService
@@ -20,6 +23,7 @@ from .domain.images import Images
 from .domain.jobs import JobRunner, Jobs
 from .domain.limits import RateLimiter, spent_since, start_of_day
 from .domain.profile import Profiles
+from .domain.references import References
 from .domain.sessions import Sessions
 from .domain.templates import TemplateLibrary
 from .settings import Settings
@@ -30,7 +34,27 @@ log = logging.getLogger(__name__)
 
 
 def default_providers(settings: Settings, client: httpx.AsyncClient) -> list[Provider]:
-    return [PlaceholderProvider()]
+    return [PlaceholderProvider(), *build_remote_providers(settings.provider_env, client)]
+
+
+def fts_image_search(store: Store) -> Callable[[str, str, int], list[tuple[str, float]]]:
+    """Keyword search over prompts (SQLite FTS5): the fallback when the vector index is not available."""
+
+    def search(user_id: str, query: str, limit: int) -> list[tuple[str, float]]:
+        terms = [t for t in re.findall(r"\w+", query.lower()) if len(t) > 1]
+        if not terms:
+            return []
+        match = " OR ".join(f'"{t}"' for t in terms)
+        rows = store.query(
+            "select images.id as id, bm25(images_fts) as rank from images_fts "
+            "join images on images.rowid = images_fts.rowid "
+            "where images_fts match ? and images.user_id = ? and images.incognito = 0 "
+            "order by rank limit ?",
+            [match, user_id, limit],
+        )
+        return [(r["id"], 1.0 / (1.0 + max(0.0, r["rank"] + 10) / 10)) for r in rows]
+
+    return search
 
 
 @dataclass
@@ -39,6 +63,7 @@ class App:
     store: Store
     files: ImageFiles
     http: httpx.AsyncClient
+    fetch_http: httpx.AsyncClient
     providers: ProviderRegistry
     jobs: Jobs
     runner: JobRunner
@@ -57,6 +82,8 @@ class App:
         store.migrate()
         files = ImageFiles(settings.images_path)
         http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0))
+        # Remote image fetches get a client of their own: no base URL, no provider auth headers.
+        fetch_http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         registry = ProviderRegistry(providers if providers is not None else default_providers(settings, http))
         jobs = Jobs(store)
         runner = JobRunner()
@@ -64,11 +91,18 @@ class App:
         profiles = Profiles(store, registry.names)
         images = Images(store, files)
         templates = TemplateLibrary(store)
+        references = References(store, fts_image_search(store))
+
+        async def fetch(url: str) -> bytes:
+            return await fetch_remote_image(url, fetch_http)
+
+        enricher = Enricher(profiles, templates, references, images, registry, fetch)
         generation = GenerationService(
-            store, files, registry, Enricher(profiles, templates), jobs, runner, sessions,
+            store, files, registry, enricher, jobs, runner, sessions,
             RateLimiter(settings.rate_limit_per_minute), settings.wait_seconds,
         )
-        return cls(settings=settings, store=store, files=files, http=http, providers=registry, jobs=jobs,
+        return cls(settings=settings, store=store, files=files, http=http, fetch_http=fetch_http,
+                   providers=registry, jobs=jobs,
                    runner=runner, sessions=sessions, profiles=profiles, images=images, templates=templates,
                    generation=generation)
 
@@ -78,13 +112,16 @@ class App:
             return
         self._started = True
         for job in self.jobs.interrupted():
-            self.jobs.fail(job["user_id"], job["id"],
-                           "interrupted by a server restart before it finished; nothing was stored, generate again")
+            if not self.generation.resume(job):
+                self.jobs.fail(job["user_id"], job["id"],
+                               "interrupted by a server restart before it finished; nothing was stored, "
+                               "generate again")
 
     async def aclose(self) -> None:
         await self.runner.aclose()
         await self.providers.aclose()
         await self.http.aclose()
+        await self.fetch_http.aclose()
         self.store.close()
 
     def style_words(self, user_id: str, limit: int = 50) -> list[str]:

@@ -2,23 +2,37 @@
 
 template → profile defaults → styles (pinned, relevant to this prompt, this session's) → reference.
 
-Everything added is recorded in the `Applied` receipt; `apply_memory=False` skips profile, styles and
-reference words' memory lookups (an explicit template and an explicit image id still apply, because the
-caller asked for them by name).
+Everything added is recorded in the `Applied` receipt. `apply_memory=False` adds nothing from memory
+(no profile defaults, no styles); what the caller names explicitly (a template, a reference, an input
+image) still applies, because the caller asked for it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from ..models import Applied
+from ..adapters.files import decode_image, encode_image
+from ..adapters.providers.registry import ProviderRegistry
+from ..errors import InvalidInput
+from ..models import Applied, AppliedReference, AppliedStyle
+from .images import Images
 from .profile import Profiles
+from .references import References
 from .requests import GenerationInput
 from .sessions import Session
 from .templates import TemplateLibrary
 
-__all__ = ["Enricher", "Enrichment"]
+__all__ = ["Enricher", "Enrichment", "StyleSource"]
+
+FetchFn = Callable[[str], Awaitable[bytes]]
+
+
+class StyleSource(Protocol):
+    def styles_for(self, user_id: str, session_id: str, prompt: str, strength: str) -> list[AppliedStyle]:
+        """Pinned styles, the styles relevant to `prompt` and this session's styles, best first."""
+        ...
 
 
 @dataclass
@@ -31,33 +45,40 @@ class Enrichment:
     applied: Applied = field(default_factory=Applied)
     seed: int | None = None
     init_image: bytes | None = None
+    mask: bytes | None = None
     parent_id: str | None = None
     used_memory_ids: list[str] = field(default_factory=list)
     profile: dict[str, Any] = field(default_factory=dict)
 
 
 class Enricher:
-    def __init__(self, profiles: Profiles, templates: TemplateLibrary) -> None:
+    def __init__(self, profiles: Profiles, templates: TemplateLibrary, references: References, images: Images,
+                 providers: ProviderRegistry, fetch_image: FetchFn, styles: StyleSource | None = None) -> None:
         self.profiles = profiles
         self.templates = templates
+        self.references = references
+        self.images = images
+        self.providers = providers
+        self.fetch_image = fetch_image
+        self.styles = styles
 
     async def enrich(self, user_id: str, session: Session, inp: GenerationInput) -> Enrichment:
-        prompt = self._apply_template(user_id, inp)
         result = Enrichment(
-            final_prompt=prompt,
+            final_prompt=self._apply_template(user_id, inp),
             negative_prompt=inp.negative_prompt,
             provider=inp.provider,
             model=inp.model,
             aspect_ratio=inp.aspect_ratio,
             seed=inp.seed,
         )
-        profile = self.profiles.get(user_id)
-        result.profile = profile
+        result.profile = self.profiles.get(user_id)
         if inp.template:
             template = self.templates.get(user_id, inp.template)
             result.applied.template = f"{template.name}@v{template.version}"
         if inp.apply_memory:
-            self._apply_profile(result, inp, profile)
+            self._apply_profile(result, inp, result.profile)
+            self._apply_styles(result, user_id, session, inp)
+        await self._apply_reference(result, user_id, session, inp)
         return result
 
     def _apply_template(self, user_id: str, inp: GenerationInput) -> str:
@@ -85,8 +106,54 @@ class Enricher:
         ):
             result.model = filled["model"] = profile["default_model"]
         if (inp.width is None and inp.height is None and result.aspect_ratio is None
-                and profile["default_aspect_ratio"]):
+                and profile["default_aspect_ratio"] and inp.kind == "generate"):
             result.aspect_ratio = filled["aspect_ratio"] = profile["default_aspect_ratio"]
         if result.negative_prompt is None and profile["default_negative_prompt"]:
             result.negative_prompt = filled["negative_prompt"] = profile["default_negative_prompt"]
         result.applied.profile = filled
+
+    def _apply_styles(self, result: Enrichment, user_id: str, session: Session, inp: GenerationInput) -> None:
+        strength = str(result.profile.get("style_strength") or "light")
+        if self.styles is None or strength == "off":
+            return
+        styles = self.styles.styles_for(user_id, session.id, inp.prompt, strength)
+        if not styles:
+            return
+        result.applied.styles = styles
+        result.used_memory_ids = [s.memory_id for s in styles]
+        result.final_prompt = f"{result.final_prompt}. Style: " + "; ".join(s.content for s in styles)
+
+    async def _apply_reference(self, result: Enrichment, user_id: str, session: Session,
+                               inp: GenerationInput) -> None:
+        if inp.reference and inp.input_image_url:
+            raise InvalidInput("give either reference or input_image_url, not both")
+        if inp.mask_image:
+            result.mask = self._png(self.images.read(user_id, self.references.resolve(
+                user_id, session, inp.mask_image).image_id), "mask image")
+        if inp.input_image_url:
+            result.init_image = self._png(await self.fetch_image(inp.input_image_url), "image at input_image_url")
+            return
+        if not inp.reference:
+            if inp.kind == "edit":
+                raise InvalidInput("edit_image needs the image to edit: an image id or words like 'the previous one'")
+            return
+        ref = self.references.resolve(user_id, session, inp.reference)
+        result.parent_id = ref.image_id
+        _, model = self.providers.resolve(result.provider, result.model)
+        if inp.kind == "edit" or model.image_to_image:
+            result.init_image = self._png(self.images.read(user_id, ref.image_id), "reference image")
+            mode = "image_to_image"
+        else:
+            mode = "prompt_continuity"
+            result.final_prompt = f"{result.final_prompt}. Continuing an earlier image: {ref.prompt}"
+            if result.seed is None and ref.row.get("seed") is not None:
+                result.seed = int(ref.row["seed"])
+        result.applied.reference = AppliedReference(
+            image_id=ref.image_id, prompt=ref.prompt, score=ref.score, mode=mode,  # type: ignore[arg-type]
+            alternatives=ref.alternatives,
+        )
+
+    @staticmethod
+    def _png(data: bytes, what: str) -> bytes:
+        """Decode (with the §8 limits) and re-encode, so providers only ever see a clean PNG."""
+        return encode_image(decode_image(data, what=what), "png")

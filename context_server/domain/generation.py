@@ -148,9 +148,12 @@ class GenerationService:
         if len(prompt) > 4000:
             prompt = prompt[:4000]
             notes.append("the enriched prompt was cut to 4000 characters")
+        if enr.mask is not None and not model.mask:
+            raise InvalidInput(f"{model.name} cannot edit inside a mask; choose a model whose capabilities "
+                               "include mask in list_providers")
         return ProviderRequest(prompt=prompt, model=model.name, width=width, height=height,
                                negative_prompt=negative, seed=seed, init_image=enr.init_image,
-                               strength=inp.strength), notes
+                               strength=inp.strength, mask=enr.mask), notes
 
     async def _run(self, user_id: str, session: Session, job_id: str, kind: str, provider: Provider,
                    request: ProviderRequest, base: GenerateResult, used_memory_ids: list[str],
@@ -166,6 +169,8 @@ class GenerationService:
             img = decode_image(image.data, what=f"image returned by {provider.name}")
             result = base.model_copy(deep=True)
             result.notes.extend(image.notes)
+            if image.cost_usd is not None:
+                result.cost_usd = image.cost_usd
             if image.revised_prompt:
                 result.notes.append(f"{provider.name} revised the prompt to: {image.revised_prompt}")
             await anyio.to_thread.run_sync(lambda: self._record(user_id, job_id, img, image.seed, result))
@@ -257,6 +262,30 @@ class GenerationService:
             while time.monotonic() < deadline and self.jobs.get(user_id, job_id)["status"] == "running":
                 await anyio.sleep(0.1)  # running in another process: poll its row
         return self.result(user_id, job_id)
+
+    def resume(self, job: dict[str, Any]) -> bool:
+        """Pick up a job interrupted by a restart, if its provider can continue it (a recorded remote id)."""
+        if not job["provider_job_id"]:
+            return False
+        try:
+            provider, model = self.providers.resolve(job["provider"], job["model"])
+        except ContextServerError:
+            return False
+        params = json.loads(job["params"] or "{}")
+        fields = params.get("request") or {}
+        request = ProviderRequest(**{k: v for k, v in fields.items() if k in ProviderRequest.__dataclass_fields__})
+        request.resume_id = job["provider_job_id"]
+        base = GenerateResult.model_validate(params["result"])
+        base.job_id = job["id"]
+        user_id = job["user_id"]
+        self.jobs.adopt(user_id, job["id"])
+        session = self.sessions.touch(user_id, f"resumed:{params.get('session_id', '')}")
+        self._live[job["id"]] = _Live()
+        self.runner.spawn(job["id"], self._run(user_id, session, job["id"], job["kind"] or "generate", provider,
+                                               request, base, params.get("used_memory_ids", []),
+                                               time.perf_counter()))
+        del model
+        return True
 
     def result(self, user_id: str, job_id: str) -> GenerateResult:
         job = self.jobs.get(user_id, job_id)

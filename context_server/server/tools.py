@@ -49,6 +49,21 @@ class RecentGenerations(BaseModel):
     next_cursor: str | None = None
 
 
+class ProviderUsage(BaseModel):
+    provider: str
+    generations: int
+    cost_usd: float
+
+
+class Usage(BaseModel):
+    period: str
+    since: str
+    providers: list[ProviderUsage]
+    total_cost_usd: float
+    daily_budget_usd: float | None = None
+    budget_left_usd: float | None = None
+
+
 class ProviderList(BaseModel):
     providers: list[ProviderDescription]
 
@@ -94,6 +109,38 @@ def register_tools(server: MCPServer, app: App) -> None:
         session = app.sessions.touch(user, session_key(ctx))
         result = await app.generation.generate(user, session, inp, _progress_sink(ctx))
         return generation_result(result, app.files)
+
+    @domain_errors
+    async def edit_image(
+        ctx: Context,
+        image: Annotated[str, Field(min_length=1, max_length=500, description="The image to edit: its image_id, or words such as 'the previous one' or 'my last logo image'.")],
+        instruction: Annotated[str, Field(min_length=1, max_length=4000, description="What to change, in plain words.")],
+        mask_image: Annotated[str | None, Field(max_length=500, description="image_id of a mask: white (or transparent) areas are repainted, black areas kept. Needs a model with mask support.")] = None,
+        strength: Annotated[float | None, Field(ge=0, le=1, description="0..1: how far the result may move from the source (providers that take it).")] = None,
+        provider: Annotated[str | None, Field(description="Provider name (see list_providers); default from the profile, else 'placeholder'.")] = None,
+        model: Annotated[str | None, Field(description="Model name of the provider (see list_providers).")] = None,
+        request_id: RequestId = None,
+    ) -> Annotated[CallToolResult, GenerateResult]:
+        """Edit an earlier image following an instruction. The result is a new image whose parent_id is the
+        source; the source is kept."""
+        inp = GenerationInput(prompt=instruction, kind="edit", reference=image, mask_image=mask_image,
+                              strength=strength, provider=provider, model=model, request_id=request_id)
+        user = current_user(app)
+        session = app.sessions.touch(user, session_key(ctx))
+        result = await app.generation.generate(user, session, inp, _progress_sink(ctx))
+        return generation_result(result, app.files)
+
+    @domain_errors
+    async def get_usage(
+        period: Annotated[Literal["day", "month"], Field(description="'day' (since 00:00 UTC) or 'month' (since the 1st).")] = "day",
+    ) -> Annotated[CallToolResult, Usage]:
+        """Generations and estimated cost per provider in this period, and what is left of the daily budget."""
+        out = Usage.model_validate(app.usage(current_user(app), period))
+        lines = [f"{p.provider}: {p.generations} generations, ${p.cost_usd:.3f}" for p in out.providers]
+        lines.append(f"Total ${out.total_cost_usd:.3f}" + (
+            f"; ${out.budget_left_usd:.2f} left of today's ${out.daily_budget_usd:.2f} budget"
+            if out.daily_budget_usd is not None else "; no daily budget set"))
+        return structured(out, "\n".join(lines))
 
     @domain_errors
     async def get_generation(
@@ -142,7 +189,10 @@ def register_tools(server: MCPServer, app: App) -> None:
 
     server.add_tool(generate_image, title="Generate image", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
+    server.add_tool(edit_image, title="Edit image", annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
     server.add_tool(get_generation, title="Get generation", annotations=READ)
+    server.add_tool(get_usage, title="Get usage", annotations=READ)
     server.add_tool(list_recent_generations, title="List recent generations", annotations=READ)
     server.add_tool(delete_image, title="Delete image", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False))

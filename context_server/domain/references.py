@@ -1,0 +1,95 @@
+"""Resolving references to earlier images: an id, "the previous one", or "my last spaceship image".
+
+- An image id (32 hex chars, or any exact id the user owns) resolves to that image.
+- Session words ("the previous one", "that image", "it", "the last one") resolve to the last image made
+  in this session.
+- "my last X image" / "the X picture from before" resolves to the most recent of the user's images whose
+  prompt means X: candidates come from the image index ranked by meaning; among those within
+  `RELATIVE_WINDOW` of the best match (and above `MIN_SCORE`), the newest wins. Close candidates are
+  returned as `alternatives`. Only the caller's own, non-incognito images are ever candidates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..adapters.store import Store
+from ..errors import InvalidInput, NotFound
+from .sessions import Session
+
+__all__ = ["MIN_SCORE", "Reference", "References"]
+
+SearchFn = Callable[[str, str, int], list[tuple[str, float]]]
+"""(user_id, query, limit) → [(image_id, score 0..1)], best first."""
+
+MIN_SCORE = 0.3
+RELATIVE_WINDOW = 0.1
+_ID = re.compile(r"^[0-9a-f]{32}$")
+_SESSION_WORDS = re.compile(
+    r"^(?:the |that |this )?(?:previous|last|latest|same|current)?\s*(?:one|image|picture|pic|photo|it)?$"
+)
+_STOP = re.compile(
+    r"\b(?:my|the|a|an|last|latest|previous|recent|most|earlier|before|from|of|image|images|picture|"
+    r"pictures|pic|photo|photos|one|that|this|use|again|i|made|generated|created)\b"
+)
+
+
+@dataclass
+class Reference:
+    image_id: str
+    prompt: str
+    score: float
+    row: dict[str, Any]
+    alternatives: list[dict[str, Any]] = field(default_factory=list)
+
+
+class References:
+    def __init__(self, store: Store, search: SearchFn) -> None:
+        self.store = store
+        self.search = search
+
+    def _row(self, user_id: str, image_id: str) -> dict[str, Any] | None:
+        return self.store.one("select * from images where id = ? and user_id = ?", [image_id, user_id])
+
+    def resolve(self, user_id: str, session: Session, words: str) -> Reference:
+        text = " ".join(words.strip().lower().split())
+        if not text:
+            raise InvalidInput("reference is empty; give an image id or words like 'the previous one'")
+        row = self._row(user_id, words.strip())
+        if row is not None:
+            return Reference(row["id"], row["prompt"], 1.0, row)
+        if _ID.match(text):
+            raise NotFound(f"no image {words.strip()!r}")
+        if _SESSION_WORDS.match(text):
+            if session.last_image_id:
+                row = self._row(user_id, session.last_image_id)
+                if row is not None:
+                    return Reference(row["id"], row["prompt"], 1.0, row)
+            raise NotFound("there is no previous image in this session yet; give an image id or describe it "
+                           "('my last spaceship image')")
+        subject = " ".join(_STOP.sub(" ", text).split())
+        if not subject:
+            row = self.store.one("select * from images where user_id = ? and incognito = 0 "
+                                 "order by created_at desc limit 1", [user_id])
+            if row is None:
+                raise NotFound("you have no images yet")
+            return Reference(row["id"], row["prompt"], 1.0, row)
+        hits = [(i, s) for i, s in self.search(user_id, subject, 20) if s >= MIN_SCORE]
+        rows = {i: self._row(user_id, i) for i, _ in hits}
+        hits = [(i, s) for i, s in hits if rows[i] is not None and not rows[i]["incognito"]]  # type: ignore[index]
+        if not hits:
+            raise NotFound(f"no image of yours matches {subject!r}; search_images lists what there is")
+        best = hits[0][1]
+        close = [(i, s) for i, s in hits if s >= best - RELATIVE_WINDOW]
+        chosen_id, chosen_score = max(close, key=lambda h: rows[h[0]]["created_at"])  # type: ignore[index]
+        chosen = rows[chosen_id]
+        assert chosen is not None
+        alternatives = [
+            {"image_id": i, "prompt": rows[i]["prompt"], "score": round(s, 4),  # type: ignore[index]
+             "created_at": rows[i]["created_at"]}  # type: ignore[index]
+            for i, s in hits[:5] if i != chosen_id
+        ]
+        return Reference(chosen_id, chosen["prompt"], round(chosen_score, 4), chosen, alternatives)
