@@ -89,15 +89,17 @@ async def test_replicate_resumes_polling_with_resume_id(
     assert f"resumed prediction {prediction_id}" in image.notes
 
 
-async def test_cancelling_the_job_cancels_the_prediction(fake: ReplicateFake) -> None:
+async def test_a_cancelled_task_leaves_the_prediction_running_so_a_restart_can_resume_it(
+    fake: ReplicateFake,
+) -> None:
     fake.polls_to_finish = 1000
     provider = ReplicateProvider(ENV, fake.client(), poll_interval=0.01)
     log = ProgressLog()
     with anyio.move_on_after(0.3):
         await provider.generate(ProviderRequest("x", "flux-schnell", 1024, 1024), log.progress, log.submit)
     assert len(log.submitted) == 1
-    assert fake.calls(f"/v1/predictions/{log.submitted[0]}/cancel")
-    assert fake.predictions[log.submitted[0]]["status"] == "canceled"
+    assert not fake.calls(f"/v1/predictions/{log.submitted[0]}/cancel")
+    assert fake.predictions[log.submitted[0]]["status"] != "canceled"
 
 
 async def test_failed_prediction_says_may_have_been_charged(

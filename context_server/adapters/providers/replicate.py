@@ -1,4 +1,4 @@
-"""Replicate predictions: create, record the id, poll, download; cancel when the job is cancelled.
+"""Replicate predictions: create, record the id, poll, download; cancel only when it runs too long.
 
 Wire format (Replicate HTTP API reference — "Create a prediction using an official model",
 "Get a prediction", "Cancel a prediction"):
@@ -234,9 +234,8 @@ class ReplicateProvider:
                 "cancelled; the call may have been charged for the time it ran.",
                 may_have_charged=True,
             ) from None
-        except anyio.get_cancelled_exc_class():
-            await self._cancel(prediction_id, headers)
-            raise
+        # A cancelled task (the server shutting down) leaves the prediction running on purpose: its id is
+        # recorded, so the next start resumes polling it instead of paying for a second prediction.
         return await self._finish(prediction_id, prediction, model, notes, headers)
 
     async def _poll(
