@@ -142,6 +142,8 @@ class VectorIndex:
             client.list_collections()
             return client
         except Exception as exc:
+            if self.path is not None:
+                _forget_system(str(self.path))
             raise IndexDamaged(f"cannot open the vector index: {exc}") from exc
 
     def _collection(self, user_id: str, kind: str) -> Any:
@@ -290,6 +292,15 @@ class VectorIndex:
                 client.close()
             except Exception:
                 log.debug("closing the Chroma client failed", exc_info=True)
+
+
+def _forget_system(identifier: str) -> None:
+    """Chroma caches one System per directory, process-wide, and keeps it even when starting it failed;
+    drop that broken one so the next open (after `discard`) starts afresh. Private Chroma API, 1.5.x."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    SharedSystemClient._identifier_to_system.pop(identifier, None)
+    SharedSystemClient._identifier_to_refcount.pop(identifier, None)
 
 
 @contextmanager

@@ -213,6 +213,15 @@ class Indexer:
             log.error("the vector index cannot be repaired now; will retry", exc_info=True)
         return self.uses_vectors
 
+    def close(self) -> None:
+        """Let go of the index and the lock (shutdown), so another process can take them."""
+        with self._work:
+            if self._index is not None:
+                self._index.close()
+                self._index = None
+            if self._lock is not None:
+                self._lock.release()
+
     def maintain(self) -> None:
         """The periodic call: retry the lock, repair after a runtime failure, drain the outbox."""
         if self._index is None:

@@ -101,7 +101,7 @@ class SaveResult:
     merged_into: str | None = None
 
 
-MemoryPage = tuple["list[Memory]", "str | None"]
+MemoryPage = tuple[list[Memory], str | None]
 
 
 class MemoryService:
