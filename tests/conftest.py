@@ -44,7 +44,9 @@ def make_indexer(settings: Settings, store: Store, embedder: Embedder) -> Iterat
     made: list[Indexer] = []
 
     def make(*, model: Embedder | None = None) -> Indexer:
-        idx = Indexer(store, model or embedder, lambda: VectorIndex(settings), IndexLock(settings.home / "chroma.lock"))
+        idx = Indexer(
+            store, model or embedder, lambda: VectorIndex(settings), IndexLock(settings.home / "chroma.lock")
+        )
         made.append(idx)
         return idx
 

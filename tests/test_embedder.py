@@ -1,4 +1,4 @@
-"""The embedder: real all-MiniLM-L6-v2 from the installed package, loaded in the background, silent on stdout."""
+"""The embedder: the real all-MiniLM-L6-v2 from its package, loaded in the background, silent on stdout."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from context_server.adapters.embedder import Embedder, EmbedderUnavailable, cosi
 
 
 def test_vectors_are_normalised_384_floats_and_meaning_decides_similarity(embedder: Embedder) -> None:
-    fox, vixen, tax = embedder.embed(["a red fox in the snow", "a ginger vixen on a snowy field", "quarterly tax law"])
+    fox, vixen, tax = embedder.embed(
+        ["a red fox in the snow", "a ginger vixen on a snowy field", "quarterly tax law"]
+    )
     assert len(fox) == embedder.dimension == 384
     assert math.isclose(sum(x * x for x in fox), 1.0, rel_tol=1e-4)
     assert cosine(fox, vixen) > 0.5 > cosine(fox, tax)
@@ -33,7 +35,10 @@ def test_batches_keep_input_order(embedder: Embedder) -> None:
 def test_status_reports_the_loaded_model(embedder: Embedder) -> None:
     status = embedder.status()
     assert (status.state, status.model_name, status.dimension, status.error) == (
-        "ready", "all-MiniLM-L6-v2", 384, None
+        "ready",
+        "all-MiniLM-L6-v2",
+        384,
+        None,
     )
     assert Path(status.model_path) == default_model_path()
     assert status.load_seconds is not None and status.load_seconds > 0
@@ -73,7 +78,10 @@ def test_loading_is_in_the_background_and_never_writes_to_stdout(tmp_path: Path)
     """stdout is the MCP stdio transport: one stray progress bar there breaks the protocol."""
     report = tmp_path / "report.json"
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(report)], capture_output=True, timeout=180, cwd=Path(__file__).parent.parent
+        [sys.executable, "-c", _CHILD, str(report)],
+        capture_output=True,
+        timeout=180,
+        cwd=Path(__file__).parent.parent,
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert done.stdout == b""

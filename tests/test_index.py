@@ -43,8 +43,14 @@ def test_unknown_kind_is_refused() -> None:
 
 
 def test_upsert_query_delete_and_scores_are_cosine_similarity(index: VectorIndex) -> None:
-    index.upsert("ann", "memories", ["a", "b", "c"], [_unit(1, 0, 0), _unit(0.6, 0.8, 0), _unit(-1, 0, 0)],
-                 ["a", "b", "c"], [{"kind": "style"}, {"kind": "note"}, {"kind": "style"}])
+    index.upsert(
+        "ann",
+        "memories",
+        ["a", "b", "c"],
+        [_unit(1, 0, 0), _unit(0.6, 0.8, 0), _unit(-1, 0, 0)],
+        ["a", "b", "c"],
+        [{"kind": "style"}, {"kind": "note"}, {"kind": "style"}],
+    )
     hits = index.query("ann", "memories", _unit(1, 0, 0), 3)
     assert [h.id for h in hits] == ["a", "b", "c"]
     assert hits[0].score == pytest.approx(1.0, abs=1e-5)
@@ -52,7 +58,9 @@ def test_upsert_query_delete_and_scores_are_cosine_similarity(index: VectorIndex
     assert hits[2].score == 0.0  # cosine -1 is clipped
     assert [h.id for h in index.query("ann", "memories", _unit(1, 0, 0), 3, where={"kind": "note"})] == ["b"]
     assert [h.id for h in index.query("ann", "memories", _unit(1, 0, 0), 3, ids=["c"])] == ["c"]
-    index.upsert("ann", "memories", ["a"], [_unit(0, 0, 1)], ["a again"], [{"kind": "style"}])  # idempotent ids
+    index.upsert(
+        "ann", "memories", ["a"], [_unit(0, 0, 1)], ["a again"], [{"kind": "style"}]
+    )  # idempotent ids
     index.delete("ann", "memories", ["b", "never-existed"])
     assert index.count("ann", "memories") == 2
 
@@ -78,15 +86,22 @@ def test_a_second_lock_on_the_same_directory_fails_until_released(tmp_path: Path
 def test_two_processes_cannot_both_hold_the_lock(tmp_path: Path) -> None:
     lock_path = tmp_path / "chroma.lock"
     child = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys
             from pathlib import Path
             from context_server.adapters.index import IndexLock
             lock = IndexLock(Path({str(lock_path)!r}))
             print("held" if lock.try_acquire() else "refused", flush=True)
             sys.stdin.readline()
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent,
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parent.parent,
     )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "held"

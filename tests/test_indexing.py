@@ -17,14 +17,24 @@ from context_server.settings import Settings
 MakeIndexer = Callable[..., Indexer]
 
 
-def add_memory(store: Store, indexer: Indexer, user_id: str, content: str, *, scope: str = "long_term") -> str:
+def add_memory(
+    store: Store, indexer: Indexer, user_id: str, content: str, *, scope: str = "long_term"
+) -> str:
     """A memory row and its outbox entry in one transaction, as MemoryService writes them (no drain)."""
     memory_id = secrets.token_hex(8)
     now = now_iso()
     with store.write() as db:
         db.table("memories").insert(
-            {"id": memory_id, "user_id": user_id, "content": content, "kind": "style", "scope": scope,
-             "session_id": "s1" if scope == "session" else None, "created_at": now, "updated_at": now}
+            {
+                "id": memory_id,
+                "user_id": user_id,
+                "content": content,
+                "kind": "style",
+                "scope": scope,
+                "session_id": "s1" if scope == "session" else None,
+                "created_at": now,
+                "updated_at": now,
+            }
         )
         indexer.enqueue(db, user_id, "memories", memory_id, "upsert", content)
     return memory_id
@@ -34,8 +44,14 @@ def add_image(store: Store, indexer: Indexer, user_id: str, prompt: str, *, inco
     image_id = secrets.token_hex(8)
     with store.write() as db:
         db.table("images").insert(
-            {"id": image_id, "user_id": user_id, "prompt": prompt, "path": f"/x/{image_id}.png",
-             "incognito": int(incognito), "created_at": now_iso()}
+            {
+                "id": image_id,
+                "user_id": user_id,
+                "prompt": prompt,
+                "path": f"/x/{image_id}.png",
+                "incognito": int(incognito),
+                "created_at": now_iso(),
+            }
         )
         indexer.enqueue(db, user_id, "images", image_id, "upsert", prompt)
     return image_id
@@ -57,7 +73,7 @@ def index_ids(settings: Settings, user_id: str, kind: str = "memories") -> set[s
 
 
 def test_enqueue_outside_a_transaction_is_refused(store: Store, indexer: Indexer) -> None:
-    with pytest.raises(RuntimeError, match="inside store.write"):
+    with pytest.raises(RuntimeError, match=r"inside store\.write"):
         indexer.enqueue(store.db, "ann", "memories", "x", "upsert", "x")
 
 
@@ -104,7 +120,9 @@ def test_a_crash_before_chroma_heard_is_repaired_by_the_next_start(
     assert index_ids(settings, "ann") == {kept, late}
 
 
-def test_draining_the_same_rows_twice_changes_nothing(settings: Settings, store: Store, indexer: Indexer) -> None:
+def test_draining_the_same_rows_twice_changes_nothing(
+    settings: Settings, store: Store, indexer: Indexer
+) -> None:
     memory_id = add_memory(store, indexer, "ann", "neon cyberpunk alleys")
     rows = store.query("SELECT * FROM outbox")
     indexer.drain()
@@ -144,7 +162,9 @@ def test_without_the_lock_a_second_process_writes_and_searches_with_fts(
     assert second.holds_index and second.uses_vectors
 
 
-@pytest.mark.parametrize("nasty", ['"unbalanced', "NEAR(a b)", "col:moon", "moon*", "AND OR NOT", "-moon ^lantern", "'"])
+@pytest.mark.parametrize(
+    "nasty", ['"unbalanced', "NEAR(a b)", "col:moon", "moon*", "AND OR NOT", "-moon ^lantern", "'"]
+)
 def test_fts_fallback_never_reads_user_text_as_syntax(store: Store, indexer: Indexer, nasty: str) -> None:
     add_memory(store, indexer, "ann", "moon lantern")
     indexer.text_search("ann", "memories", nasty, 5)  # must not raise
