@@ -41,7 +41,9 @@ for s in sentences[:10]:
     model.encode([s], show_progress_bar=False)
 single = []
 for s in sentences[:singles]:
-    t = time.perf_counter(); model.encode([s], show_progress_bar=False); single.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    model.encode([s], show_progress_bar=False)
+    single.append(time.perf_counter() - t)
 batch = []
 for b in range(batches):
     chunk = sentences[(b * 64) % 448:(b * 64) % 448 + 64]
@@ -69,12 +71,15 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--singles", type=int, default=200)
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--threads", default="1,2,4,default")
     args = parser.parse_args()
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    machine = platform.processor() or platform.machine()
+    print(f"{machine}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print()
     print("| torch threads | single p50 (ms) | single p95 (ms) | batch of 64 median (ms) | sentences/s |")
     print("|---|---|---|---|---|")

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from context_server.adapters.embedder import Embedder
-from context_server.adapters.index import IndexLock, VectorIndex
 from context_server.adapters.store import Store
 from context_server.domain.indexing import Indexer
 from context_server.domain.memory import MemoryService
@@ -44,9 +43,7 @@ def make_indexer(settings: Settings, store: Store, embedder: Embedder) -> Iterat
     made: list[Indexer] = []
 
     def make(*, model: Embedder | None = None) -> Indexer:
-        idx = Indexer(
-            store, model or embedder, lambda: VectorIndex(settings), IndexLock(settings.home / "chroma.lock")
-        )
+        idx = Indexer.for_settings(settings, store, model or embedder)
         made.append(idx)
         return idx
 

@@ -30,10 +30,11 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from context_server.adapters.embedder import Embedder, EmbedderUnavailable, cosine
+from context_server.adapters.embedder import Embedder, EmbedderUnavailable
 from context_server.adapters.index import KINDS, IndexDamaged, IndexLock, VectorIndex
 from context_server.adapters.store import Store, now_iso
-from context_server.domain.text import fts_query
+from context_server.domain.fulltext import SOURCES, fulltext_search
+from context_server.settings import Settings
 
 __all__ = ["Indexer", "Progress"]
 
@@ -43,26 +44,6 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 OPS = ("upsert", "delete")
 _PAGE = 256
-
-# Per collection: how to read the indexable state of items, and the FTS table behind the fallback.
-_SOURCES: dict[str, dict[str, str]] = {
-    "memories": {
-        "table": "memories",
-        "text": "content",
-        "meta": "kind",
-        "indexable": "scope = 'long_term'",
-        "fts": "memories_fts",
-    },
-    "images": {
-        "table": "images",
-        "text": "prompt",
-        "meta": "'image'",
-        "indexable": "coalesce(incognito, 0) = 0",
-        "fts": "images_fts",
-    },
-}
-#: `where` keys the FTS fallback understands, per collection (column names; values are bound parameters).
-_WHERE_COLUMNS = {"memories": {"kind"}, "images": set[str]()}
 
 
 class Indexer:
@@ -84,6 +65,13 @@ class Indexer:
         self._work = threading.RLock()  # serialises drain / rebuild / repair
         self._damaged = False
         self._rebuilding = False
+
+    @classmethod
+    def for_settings(cls, settings: Settings, store: Store, embedder: Embedder) -> Indexer:
+        """The server's wiring: Chroma at `settings.chroma_path` behind the lock `<home>/chroma.lock`, or
+        the Chroma server at `CHROMA_URL` (no lock: the server arbitrates)."""
+        lock = None if settings.chroma_url else IndexLock(settings.home / "chroma.lock")
+        return cls(store, embedder, lambda: VectorIndex(settings), lock)
 
     # -- state ----------------------------------------------------------------------------------------
 
@@ -170,7 +158,7 @@ class Indexer:
             self._upsert(index, user_id, collection, list(current.values()))
 
     def _current(self, collection: str, user_id: str, item_ids: list[str]) -> dict[str, dict[str, Any]]:
-        src = _SOURCES[collection]
+        src = SOURCES[collection]
         marks = ",".join("?" * len(item_ids))
         rows = self.store.query(
             f"SELECT id, {src['text']} AS text, {src['meta']} AS kind, created_at FROM {src['table']} "
@@ -324,12 +312,12 @@ class Indexer:
                 self._rebuilding = False
 
     def _count_indexable(self, collection: str) -> int:
-        src = _SOURCES[collection]
+        src = SOURCES[collection]
         row = self.store.one(f"SELECT count(*) AS n FROM {src['table']} WHERE {src['indexable']}")
         return int(row["n"]) if row else 0
 
     def _pages(self, collection: str) -> Iterable[list[dict[str, Any]]]:
-        src = _SOURCES[collection]
+        src = SOURCES[collection]
         last = 0
         while True:
             page = self.store.query(
@@ -398,37 +386,17 @@ class Indexer:
         candidates: Collection[str] | None = None,
         where: Mapping[str, str] | None = None,
     ) -> list[tuple[str, float]]:
-        """The FTS5 fallback (see `search`). User text only ever reaches FTS5 as quoted terms."""
-        match = fts_query(query_text)
-        if match is None or (candidates is not None and not candidates):
-            return []
-        src = _SOURCES[collection]
-        sql = (
-            f"SELECT t.id, t.{src['text']} AS text, bm25({src['fts']}) AS rank FROM {src['fts']} "
-            f"JOIN {src['table']} t ON t.rowid = {src['fts']}.rowid "
-            f"WHERE {src['fts']} MATCH ? AND t.user_id = ? AND {src['indexable']}"
+        """The FTS5 fallback (see `search` and `domain/fulltext.py`)."""
+        return fulltext_search(
+            self.store,
+            self.embedder,
+            user_id,
+            collection,
+            query_text,
+            limit,
+            candidates=candidates,
+            where=where,
         )
-        params: list[Any] = [match, user_id]
-        for key, value in (where or {}).items():
-            if key not in _WHERE_COLUMNS[collection]:
-                raise ValueError(f"cannot filter {collection} on {key!r}")
-            sql += f" AND t.{key} = ?"
-            params.append(value)
-        if candidates is not None:
-            sql += f" AND t.id IN ({','.join('?' * len(candidates))})"
-            params.extend(candidates)
-        sql += " ORDER BY rank LIMIT ?"
-        params.append(max(limit * 4, 20) if self.embedder.ready else limit)
-        rows = self.store.query(sql, params)
-        if not rows:
-            return []
-        if self.embedder.ready:
-            vectors = self.embedder.embed([query_text, *(row["text"] for row in rows)])
-            pairs = zip(rows, vectors[1:], strict=True)
-            scored = [(row["id"], cosine(vectors[0], vec)) for row, vec in pairs]
-            scored.sort(key=lambda pair: pair[1], reverse=True)
-            return scored[:limit]
-        return [(row["id"], -row["rank"] / (1.0 - row["rank"])) for row in rows[:limit]]
 
     # -- index_meta -----------------------------------------------------------------------------------
 

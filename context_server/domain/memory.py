@@ -26,20 +26,32 @@ are listed and searched only for that session, and are deleted by `purge_session
 
 from __future__ import annotations
 
-import base64
-import binascii
 import builtins
 import json
 import logging
 import secrets
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from context_server.adapters.embedder import EmbedderUnavailable, cosine
 from context_server.adapters.store import Store, now_iso
 from context_server.domain.indexing import Indexer
+from context_server.domain.memory_rules import (
+    KINDS,
+    MAX_LIST,
+    MAX_SEARCH,
+    SCOPES,
+    Memory,
+    SaveResult,
+    check_choice,
+    check_content,
+    check_tags,
+    decode_cursor,
+    encode_cursor,
+    merge_tags,
+    visibility_sql,
+)
 from context_server.domain.text import fts_query, normalise_for_match, sanitise
 from context_server.errors import InvalidInput, NotFound
 
@@ -47,59 +59,8 @@ __all__ = ["KINDS", "MERGE_SIMILARITY", "SCOPES", "Memory", "MemoryService", "Sa
 
 log = logging.getLogger(__name__)
 
-KINDS = ("style", "preference", "fact", "note")
-SCOPES = ("long_term", "session")
-MAX_CONTENT = 2000
-MAX_TAGS = 20
-MAX_TAG_CHARS = 64
-MAX_LIST = 200
-MAX_SEARCH = 50
 MERGE_SIMILARITY = 0.92
 _MERGE_CANDIDATES = 10
-
-
-@dataclass(frozen=True)
-class Memory:
-    memory_id: str
-    content: str
-    kind: str
-    scope: str
-    tags: list[str]
-    pinned: bool
-    created_at: str
-    updated_at: str
-    use_count: int
-    last_used_at: str | None
-    session_id: str | None = None
-    replaces: str | None = None
-    score: float | None = None
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any], score: float | None = None) -> Memory:
-        return cls(
-            memory_id=row["id"],
-            content=row["content"],
-            kind=row["kind"],
-            scope=row["scope"],
-            tags=json.loads(row["tags"] or "[]"),
-            pinned=bool(row["pinned"]),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            use_count=row["use_count"] or 0,
-            last_used_at=row["last_used_at"],
-            session_id=row["session_id"],
-            replaces=row["replaces"],
-            score=score,
-        )
-
-
-@dataclass(frozen=True)
-class SaveResult:
-    memory_id: str
-    kind: str
-    scope: str
-    merged_into: str | None = None
-
 
 MemoryPage = tuple[list[Memory], str | None]
 
@@ -123,10 +84,10 @@ class MemoryService:
         replaces: str | None = None,
         session_id: str | None = None,
     ) -> SaveResult:
-        text = _content(content)
-        _choice("kind", kind, KINDS)
-        _choice("scope", scope, SCOPES)
-        clean_tags = _tags(tags)
+        text = check_content(content)
+        check_choice("kind", kind, KINDS)
+        check_choice("scope", scope, SCOPES)
+        clean_tags = check_tags(tags)
         if scope == "session" and not session_id:
             raise InvalidInput("scope 'session' needs a session; use scope 'long_term' outside a session")
         session = session_id if scope == "session" else None
@@ -136,7 +97,7 @@ class MemoryService:
             now = now_iso()
             with self.store.write() as db:
                 if twin is not None:
-                    merged = _merge_tags(json.loads(twin["tags"] or "[]"), clean_tags)
+                    merged = merge_tags(json.loads(twin["tags"] or "[]"), clean_tags)
                     db.table("memories").update(
                         twin["id"],
                         {
@@ -185,11 +146,11 @@ class MemoryService:
         row = self._row(user_id, memory_id)
         changes: dict[str, Any] = {}
         if content is not None:
-            changes["content"] = _content(content)
+            changes["content"] = check_content(content)
         if kind is not None:
-            changes["kind"] = _choice("kind", kind, KINDS)
+            changes["kind"] = check_choice("kind", kind, KINDS)
         if tags is not None:
-            changes["tags"] = json.dumps(_tags(tags))
+            changes["tags"] = json.dumps(check_tags(tags))
         if pinned is not None:
             changes["pinned"] = int(pinned)
         if not changes:
@@ -246,18 +207,18 @@ class MemoryService:
     ) -> MemoryPage:
         """Newest first. Without `scope`: long-term memories plus this session's. `next_cursor` is opaque."""
         if kind is not None:
-            _choice("kind", kind, KINDS)
+            check_choice("kind", kind, KINDS)
         if scope is not None:
-            _choice("scope", scope, SCOPES)
+            check_choice("scope", scope, SCOPES)
         if not 1 <= limit <= MAX_LIST:
             raise InvalidInput(f"limit must be between 1 and {MAX_LIST}, got {limit}")
         where, params = ["user_id = ?"], [user_id]
-        where.append(_scope_sql(scope, session_id, params))
+        where.append(visibility_sql(scope, session_id, params))
         if kind is not None:
             where.append("kind = ?")
             params.append(kind)
         if cursor is not None:
-            created_at, last_id = _decode_cursor(cursor)
+            created_at, last_id = decode_cursor(cursor)
             where.append("(created_at < ? OR (created_at = ? AND id < ?))")
             params.extend([created_at, created_at, last_id])
         rows = self.store.query(
@@ -265,7 +226,7 @@ class MemoryService:
             [*params, limit + 1],
         )
         page = [Memory.from_row(row) for row in rows[:limit]]
-        next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+        next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
         return page, next_cursor
 
     def pinned(
@@ -273,11 +234,11 @@ class MemoryService:
     ) -> builtins.list[Memory]:
         """Pinned memories of a kind (a pinned style applies to every generation), newest first."""
         params: builtins.list[str] = [user_id]
-        scope = _scope_sql(None, session_id, params)
+        scope = visibility_sql(None, session_id, params)
         rows = self.store.query(
             f"SELECT * FROM memories WHERE user_id = ? AND {scope} AND kind = ? AND pinned = 1 "
             "ORDER BY created_at DESC, id DESC",
-            [*params, _choice("kind", kind, KINDS)],
+            [*params, check_choice("kind", kind, KINDS)],
         )
         return [Memory.from_row(row) for row in rows]
 
@@ -291,7 +252,7 @@ class MemoryService:
         if not 1 <= limit <= MAX_SEARCH:
             raise InvalidInput(f"limit must be between 1 and {MAX_SEARCH}, got {limit}")
         if kind is not None:
-            _choice("kind", kind, KINDS)
+            check_choice("kind", kind, KINDS)
         where = {"kind": kind} if kind else None
         hits = dict(self.indexer.search(user_id, "memories", text, limit, where=where))
         found = [Memory.from_row(row, hits[row["id"]]) for row in self._rows(user_id, hits)]
@@ -350,7 +311,7 @@ class MemoryService:
     ) -> dict[str, Any] | None:
         """The memory `text` would duplicate, per the rule in the module docstring, or None."""
         params: builtins.list[Any] = [user_id, kind]
-        same = "m.user_id = ? AND m.kind = ? AND " + _scope_sql(scope, session, params, column="m.")
+        same = "m.user_id = ? AND m.kind = ? AND " + visibility_sql(scope, session, params, column="m.")
         exact = self.store.query(f"SELECT * FROM memories m WHERE {same} AND m.content = ?", [*params, text])
         rows = {row["id"]: row for row in exact}
         match = fts_query(text)
@@ -389,68 +350,3 @@ class MemoryService:
             self.indexer.drain()
         except Exception:
             log.warning("indexing after a write failed; the outbox keeps it for later", exc_info=True)
-
-
-def _scope_sql(scope: str | None, session_id: str | None, params: list[Any], column: str = "") -> str:
-    """The visibility rule: long-term memories always; session memories only for their own session."""
-    long_term = f"{column}scope = 'long_term'"
-    this_session = f"({column}scope = 'session' AND {column}session_id = ?)"
-    if scope == "long_term":
-        return long_term
-    if scope == "session":
-        params.append(session_id or "")
-        return this_session
-    if session_id:
-        params.append(session_id)
-        return f"({long_term} OR {this_session})"
-    return long_term
-
-
-def _content(content: str) -> str:
-    text = sanitise(content)
-    if not text:
-        raise InvalidInput("content must contain some text (1 to 2000 characters)")
-    if len(text) > MAX_CONTENT:
-        raise InvalidInput(f"content is {len(text)} characters; the most a memory can hold is {MAX_CONTENT}")
-    return text
-
-
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise InvalidInput(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-    return value
-
-
-def _tags(tags: Sequence[str] | None) -> list[str]:
-    if tags is None:
-        return []
-    if isinstance(tags, str):
-        raise InvalidInput("tags must be a list of strings, not one string")
-    clean = list(dict.fromkeys(t for t in (sanitise(str(tag)) for tag in tags) if t))
-    if len(clean) > MAX_TAGS:
-        raise InvalidInput(f"at most {MAX_TAGS} tags are allowed; got {len(clean)}")
-    for tag in clean:
-        if len(tag) > MAX_TAG_CHARS:
-            raise InvalidInput(
-                f"each tag must be at most {MAX_TAG_CHARS} characters; {tag[:20]!r}… is {len(tag)}"
-            )
-    return clean
-
-
-def _merge_tags(existing: list[str], new: list[str]) -> list[str]:
-    return list(dict.fromkeys([*existing, *new]))[:MAX_TAGS]
-
-
-def _encode_cursor(row: dict[str, Any]) -> str:
-    raw = json.dumps([row["created_at"], row["id"]]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        created_at, last_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if isinstance(created_at, str) and isinstance(last_id, str):
-            return created_at, last_id
-    except (ValueError, TypeError, binascii.Error):
-        pass
-    raise InvalidInput("cursor is not valid: pass the next_cursor from the previous page unchanged")
