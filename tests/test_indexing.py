@@ -261,3 +261,17 @@ def test_rebuild_reports_progress_and_counts_every_indexable_item(store: Store, 
     assert indexer.rebuild(progress=lambda done, total: seen.append((done, total))) == 6
     assert seen[-1] == (6, 6)
     assert outbox_size(store) == 0
+
+
+def test_a_failure_in_use_falls_back_to_fts_and_maintain_repairs_it(store: Store, indexer: Indexer) -> None:
+    memory_id = add_memory(store, indexer, "ann", "stained glass windows with cobalt blue")
+    indexer.drain()
+    assert indexer._index is not None
+    indexer._index._client_.close()  # the client dies under us, as a broken index would fail
+    hits = indexer.search("ann", "memories", "cobalt glass", 3)
+    assert [hit for hit, _ in hits] == [memory_id]  # answered by FTS5
+    assert indexer.status()["damaged"] and not indexer.uses_vectors
+
+    indexer.maintain()
+    assert indexer.uses_vectors and not indexer.status()["damaged"]
+    assert [hit for hit, _ in indexer.search("ann", "memories", "blue church windows", 1)] == [memory_id]

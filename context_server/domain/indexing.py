@@ -185,21 +185,22 @@ class Indexer:
     def take_index(self) -> bool:
         """Take the lock if free and bring the index up to date (model check, repair, drain). Never blocks on
         the lock; waits for the embedder. True when this process now searches with vectors."""
-        if self._index is None:
-            if self._lock is not None and not self._lock.try_acquire():
-                return False
-            self._index = self._factory()
-            log.info("took the vector index")
-        try:
-            self.check_model()
-            self.repair_if_damaged()
-            self.drain()
-        except EmbedderUnavailable:
-            log.error("no embedder: searching with the full-text fallback", exc_info=True)
-        except IndexDamaged:
-            self._damaged = True
-            log.error("the vector index cannot be repaired now; will retry", exc_info=True)
-        return self.uses_vectors
+        with self._work:
+            if self._index is None:
+                if self._lock is not None and not self._lock.try_acquire():
+                    return False
+                self._index = self._factory()
+                log.info("took the vector index")
+            try:
+                self.check_model()
+                self.repair_if_damaged()
+                self.drain()
+            except EmbedderUnavailable:
+                log.error("no embedder: searching with the full-text fallback", exc_info=True)
+            except IndexDamaged:
+                self._damaged = True
+                log.error("the vector index cannot be repaired now; will retry", exc_info=True)
+            return self.uses_vectors
 
     def close(self) -> None:
         """Let go of the index and the lock (shutdown), so another process can take them."""
@@ -211,12 +212,14 @@ class Indexer:
                 self._lock.release()
 
     def maintain(self) -> None:
-        """The periodic call: retry the lock, repair after a runtime failure, drain the outbox."""
+        """The periodic call (cheap when all is well): retry the lock, repair after a runtime failure, drain
+        what other processes and failed best-effort drains left in the outbox."""
         if self._index is None:
             self.take_index()
             return
         try:
-            self.repair_if_damaged()
+            if self._damaged:
+                self.repair_if_damaged()
             self.drain()
         except EmbedderUnavailable:
             pass  # reported by the embedder's status(); FTS serves meanwhile
@@ -236,6 +239,10 @@ class Indexer:
     def repair_if_damaged(self) -> bool:
         """Rebuild when a rebuild was interrupted, Chroma fails, or the index is not the one SQLite recorded
         (deleted or replaced directory, reset server). True if it rebuilt."""
+        with self._work:
+            return self._repair()
+
+    def _repair(self) -> bool:
         if self._index is None:
             return False
         index = self._index
