@@ -1,0 +1,420 @@
+"""Keeping the Chroma index in step with SQLite, and searching it (or SQLite FTS5 when we cannot).
+
+SQLite is the truth; the index is derived. A write records an outbox row in the same transaction as the
+data (`enqueue`), so a crash can never leave a committed row that the index will not hear about. `drain`
+then brings each outboxed item to its *current* state in SQLite (upsert with our row id, or delete when
+the row is gone or no longer indexable) and deletes the outbox rows only after Chroma accepted the change:
+crashing anywhere and draining again is harmless, because upserts with fixed ids are idempotent.
+
+What gets indexed: memories with scope `long_term`, and images with `incognito = 0`.
+
+Start-up, in a worker thread (`anyio.to_thread.run_sync`), after the store is migrated and the embedder
+started; the server answers the client meanwhile:
+
+1. `take_index()` - takes the directory lock if free; when taken it runs, in order,
+   `check_model()` (rebuild if the recorded model/dimension differ), `repair_if_damaged()` (rebuild if a
+   rebuild was interrupted, Chroma fails to open/answer, or the index is not the one recorded in SQLite,
+   e.g. the directory was deleted) and `drain()`. Returns False when another process holds the lock:
+   this process still writes SQLite and the outbox, and searches with FTS5.
+2. Every few seconds: `maintain()` - retries the lock when not held, repairs after a runtime failure,
+   and drains what other processes (or failed best-effort drains) left in the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
+
+from sqlite_utils import Database
+
+from context_server.adapters.embedder import Embedder, EmbedderUnavailable
+from context_server.adapters.index import KINDS, IndexDamaged, IndexLock, VectorIndex
+from context_server.adapters.store import Store, now_iso
+from context_server.domain.fulltext import SOURCES, fulltext_search
+from context_server.settings import Settings
+
+__all__ = ["Indexer", "Progress"]
+
+log = logging.getLogger(__name__)
+
+#: progress(done, total) during a rebuild.
+Progress = Callable[[int, int], None]
+OPS = ("upsert", "delete")
+_PAGE = 256
+
+
+class Indexer:
+    """Outbox, drain, rebuild and search over a `Store`, an `Embedder` and (when ours) a `VectorIndex`."""
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        index_factory: Callable[[], VectorIndex],
+        lock: IndexLock | None = None,
+    ) -> None:
+        """`lock` guards a Chroma directory; None for a Chroma server (`CHROMA_URL`), which needs none."""
+        self.store = store
+        self.embedder = embedder
+        self._factory = index_factory
+        self._lock = lock
+        self._index: VectorIndex | None = None
+        self._work = threading.RLock()  # serialises drain / rebuild / repair
+        self._damaged = False
+        self._rebuilding = False
+
+    @classmethod
+    def for_settings(cls, settings: Settings, store: Store, embedder: Embedder) -> Indexer:
+        """The server's wiring: Chroma at `settings.chroma_path` behind the lock `<home>/chroma.lock`, or
+        the Chroma server at `CHROMA_URL` (no lock: the server arbitrates)."""
+        lock = None if settings.chroma_url else IndexLock(settings.home / "chroma.lock")
+        return cls(store, embedder, lambda: VectorIndex(settings), lock)
+
+    # -- state ----------------------------------------------------------------------------------------
+
+    @property
+    def holds_index(self) -> bool:
+        return self._index is not None
+
+    @property
+    def uses_vectors(self) -> bool:
+        """Whether searches go to Chroma right now (else to the FTS5 fallback)."""
+        working = not (self._damaged or self._rebuilding or self.embedder.failed)
+        return self._index is not None and working
+
+    def status(self) -> dict[str, Any]:
+        """For `doctor`: who holds the index, what is pending, what was recorded."""
+        pending = self.store.one("SELECT count(*) AS n FROM outbox")
+        return {
+            "holds_index": self.holds_index,
+            "uses_vectors": self.uses_vectors,
+            "damaged": self._damaged,
+            "outbox_pending": pending["n"] if pending else 0,
+            "recorded_model": self._meta("embed_model"),
+            "recorded_dimension": self._meta("embed_dimension"),
+        }
+
+    # -- writes ---------------------------------------------------------------------------------------
+
+    def enqueue(
+        self, db: Database, user_id: str, collection: str, item_id: str, op: str, document: str = ""
+    ) -> None:
+        """Record that an item changed, inside the caller's `store.write()` transaction."""
+        if collection not in KINDS or op not in OPS:
+            raise ValueError(f"bad outbox entry: collection {collection!r} op {op!r}")
+        if not db.conn.in_transaction:
+            raise RuntimeError("Indexer.enqueue must be called inside store.write()")
+        db.table("outbox").insert(
+            {
+                "user_id": user_id,
+                "collection": collection,
+                "item_id": item_id,
+                "op": op,
+                "document": document,
+                "created_at": now_iso(),
+            }
+        )
+
+    def drain(self, batch: int = 64) -> int:
+        """Apply the outbox to Chroma, oldest first; returns how many outbox rows were applied.
+
+        Does nothing without the index (another process holds it) or without a working embedder. Waits for
+        the embedder to finish loading. A Chroma failure stops the drain, keeps the rows and marks the index
+        damaged for `maintain()` to repair.
+        """
+        if not self.uses_vectors:
+            return 0
+        index = self._index
+        assert index is not None
+        applied = 0
+        with self._work:
+            while True:
+                rows = self.store.query("SELECT * FROM outbox ORDER BY id LIMIT ?", (batch,))
+                if not rows:
+                    return applied
+                try:
+                    self._apply(index, rows)
+                except IndexDamaged:
+                    self._damaged = True
+                    log.warning("vector index failed while draining; will repair", exc_info=True)
+                    return applied
+                ids = [row["id"] for row in rows]
+                with self.store.write() as db:
+                    db.execute(f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(ids))})", ids)
+                applied += len(rows)
+
+    def _apply(self, index: VectorIndex, rows: list[dict[str, Any]]) -> None:
+        items = {(row["user_id"], row["collection"], row["item_id"]) for row in rows}
+        by_target: dict[tuple[str, str], list[str]] = {}
+        for user_id, collection, item_id in sorted(items):
+            by_target.setdefault((user_id, collection), []).append(item_id)
+        for (user_id, collection), item_ids in by_target.items():
+            current = self._current(collection, user_id, item_ids)
+            gone = [item_id for item_id in item_ids if item_id not in current]
+            index.delete(user_id, collection, gone)
+            self._upsert(index, user_id, collection, list(current.values()))
+
+    def _current(self, collection: str, user_id: str, item_ids: list[str]) -> dict[str, dict[str, Any]]:
+        src = SOURCES[collection]
+        marks = ",".join("?" * len(item_ids))
+        rows = self.store.query(
+            f"SELECT id, {src['text']} AS text, {src['meta']} AS kind, created_at FROM {src['table']} "
+            f"WHERE user_id = ? AND id IN ({marks}) AND {src['indexable']}",
+            [user_id, *item_ids],
+        )
+        return {row["id"]: row for row in rows}
+
+    def _upsert(self, index: VectorIndex, user_id: str, collection: str, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        vectors = self.embedder.embed([row["text"] for row in rows])
+        index.upsert(
+            user_id,
+            collection,
+            [row["id"] for row in rows],
+            vectors,
+            [row["text"] for row in rows],
+            [{"kind": row["kind"], "created_at": row["created_at"]} for row in rows],
+        )
+
+    # -- start-up and upkeep --------------------------------------------------------------------------
+
+    def take_index(self) -> bool:
+        """Take the lock if free and bring the index up to date (model check, repair, drain). Never blocks on
+        the lock; waits for the embedder. True when this process now searches with vectors."""
+        with self._work:
+            if self._index is None:
+                if self._lock is not None and not self._lock.try_acquire():
+                    return False
+                self._index = self._factory()
+                log.info("took the vector index")
+            try:
+                self.check_model()
+                self.repair_if_damaged()
+                self.drain()
+            except EmbedderUnavailable:
+                log.error("no embedder: searching with the full-text fallback", exc_info=True)
+            except IndexDamaged:
+                self._damaged = True
+                log.error("the vector index cannot be repaired now; will retry", exc_info=True)
+            return self.uses_vectors
+
+    def close(self) -> None:
+        """Let go of the index and the lock (shutdown), so another process can take them."""
+        with self._work:
+            if self._index is not None:
+                self._index.close()
+                self._index = None
+            if self._lock is not None:
+                self._lock.release()
+
+    def maintain(self) -> None:
+        """The periodic call (cheap when all is well): retry the lock, repair after a runtime failure, drain
+        what other processes and failed best-effort drains left in the outbox."""
+        if self._index is None:
+            self.take_index()
+            return
+        try:
+            if self._damaged:
+                self.repair_if_damaged()
+            self.drain()
+        except EmbedderUnavailable:
+            pass  # reported by the embedder's status(); FTS serves meanwhile
+        except IndexDamaged:
+            self._damaged = True
+            log.warning("vector index repair failed; will retry", exc_info=True)
+
+    def check_model(self) -> bool:
+        """Rebuild when the index was built by another model or dimension (never mix). True if rebuilt."""
+        recorded = (self._meta("embed_model"), self._meta("embed_dimension"))
+        if recorded == (self.embedder.model_name, str(self.embedder.dimension)):
+            return False
+        log.warning("index built with %s, model is now %s: rebuilding", recorded, self.embedder.model_name)
+        self.rebuild()
+        return True
+
+    def repair_if_damaged(self) -> bool:
+        """Rebuild when a rebuild was interrupted, Chroma fails, or the index is not the one SQLite recorded
+        (deleted or replaced directory, reset server). True if it rebuilt."""
+        with self._work:
+            return self._repair()
+
+    def _repair(self) -> bool:
+        if self._index is None:
+            return False
+        index = self._index
+        reason: str | None = None
+        broken = self._damaged
+        if broken:
+            reason = "it failed while in use"
+        elif self._meta("rebuild_pending"):
+            reason = "a rebuild was interrupted"
+        else:
+            try:
+                remote = index.get_meta()
+                index.probe(self.embedder.dimension)
+            except IndexDamaged as exc:
+                reason, broken = str(exc), True
+            else:
+                if remote is None or remote.get("index_id") != self._meta("index_id"):
+                    reason = "it is not the index recorded in the database"
+        if reason is None:
+            return False
+        log.warning("rebuilding the vector index: %s", reason)
+        if broken:
+            index.discard()
+        self.rebuild()
+        return True
+
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Rebuild the whole index from SQLite; returns items indexed. Safe to interrupt and run again: a
+        `rebuild_pending` mark in `index_meta` makes the next start-up finish the job."""
+        if self._index is None:
+            raise RuntimeError("rebuild needs the index lock (another process holds it)")
+        index = self._index
+        with self._work:
+            self._rebuilding = True
+            try:
+                self._set_meta({"rebuild_pending": "1"})
+                try:
+                    index.reset()
+                except IndexDamaged:
+                    index.discard()
+                    index.reset()
+                top = self.store.one("SELECT max(id) AS top FROM outbox")
+                covered = (top or {}).get("top") or 0
+                total = sum(self._count_indexable(c) for c in KINDS)
+                done = 0
+                for collection in KINDS:
+                    for page in self._pages(collection):
+                        by_user: dict[str, list[dict[str, Any]]] = {}
+                        for row in page:
+                            by_user.setdefault(row["user_id"], []).append(row)
+                        for user_id, rows in by_user.items():
+                            self._upsert(index, user_id, collection, rows)
+                        done += len(page)
+                        if progress is not None:
+                            progress(done, total)
+                index_id = uuid.uuid4().hex
+                index.set_meta({"index_id": index_id, "model": self.embedder.model_name})
+                with self.store.write() as db:
+                    db.execute("DELETE FROM outbox WHERE id <= ?", [covered])
+                    for fts in ("memories_fts", "images_fts"):
+                        db.execute(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")
+                    self._set_meta(
+                        {
+                            "index_id": index_id,
+                            "embed_model": self.embedder.model_name,
+                            "embed_dimension": str(self.embedder.dimension),
+                            "rebuild_pending": None,
+                        }
+                    )
+                self._damaged = False
+                log.info("vector index rebuilt: %d items", done)
+                return done
+            finally:
+                self._rebuilding = False
+
+    def _count_indexable(self, collection: str) -> int:
+        src = SOURCES[collection]
+        row = self.store.one(f"SELECT count(*) AS n FROM {src['table']} WHERE {src['indexable']}")
+        return int(row["n"]) if row else 0
+
+    def _pages(self, collection: str) -> Iterable[list[dict[str, Any]]]:
+        src = SOURCES[collection]
+        last = 0
+        while True:
+            page = self.store.query(
+                f"SELECT rowid, id, user_id, {src['text']} AS text, {src['meta']} AS kind, created_at "
+                f"FROM {src['table']} WHERE {src['indexable']} AND rowid > ? ORDER BY rowid LIMIT ?",
+                (last, _PAGE),
+            )
+            if not page:
+                return
+            last = page[-1]["rowid"]
+            yield page
+
+    # -- search ---------------------------------------------------------------------------------------
+
+    def search(
+        self,
+        user_id: str,
+        collection: str,
+        query_text: str,
+        limit: int,
+        *,
+        candidates: Collection[str] | None = None,
+        where: Mapping[str, str] | None = None,
+    ) -> list[tuple[str, float]]:
+        """`(item_id, score)` best first, with score in [0, 1].
+
+        With the index: cosine similarity (see `adapters/index.py`), after draining pending changes so a
+        search sees this user's latest writes. Without it: SQLite FTS5 over the same items, re-scored by
+        cosine similarity when the embedder is already loaded (so scores mean the same thing), else BM25
+        mapped to s / (1 + s). `candidates` restricts results to those ids; `where` filters on `kind`.
+        """
+        if collection not in KINDS:
+            raise ValueError(f"unknown collection {collection!r}")
+        if limit <= 0 or not query_text.strip():
+            return []
+        if self.uses_vectors:
+            if self.store.one("SELECT 1 AS x FROM outbox LIMIT 1"):
+                self.drain()
+            index = self._index
+            if index is not None and self.uses_vectors:
+                try:
+                    vector = self.embedder.embed([query_text])[0]
+                    hits = index.query(
+                        user_id,
+                        collection,
+                        vector,
+                        limit,
+                        where=where,
+                        ids=list(candidates) if candidates is not None else None,
+                    )
+                    return [(hit.id, hit.score) for hit in hits]
+                except IndexDamaged:
+                    self._damaged = True
+                    log.warning("vector search failed; using the full-text fallback", exc_info=True)
+                except EmbedderUnavailable:
+                    log.warning("no embedder; using the full-text fallback", exc_info=True)
+        return self.text_search(user_id, collection, query_text, limit, candidates=candidates, where=where)
+
+    def text_search(
+        self,
+        user_id: str,
+        collection: str,
+        query_text: str,
+        limit: int,
+        *,
+        candidates: Collection[str] | None = None,
+        where: Mapping[str, str] | None = None,
+    ) -> list[tuple[str, float]]:
+        """The FTS5 fallback (see `search` and `domain/fulltext.py`)."""
+        return fulltext_search(
+            self.store,
+            self.embedder,
+            user_id,
+            collection,
+            query_text,
+            limit,
+            candidates=candidates,
+            where=where,
+        )
+
+    # -- index_meta -----------------------------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        row = self.store.one("SELECT value FROM index_meta WHERE key = ?", (key,))
+        return None if row is None else row["value"]
+
+    def _set_meta(self, values: Mapping[str, str | None]) -> None:
+        with self.store.write() as db:
+            for key, value in values.items():
+                if value is None:
+                    db.execute("DELETE FROM index_meta WHERE key = ?", [key])
+                else:
+                    db.table("index_meta").upsert({"key": key, "value": value}, pk="key")

@@ -1,0 +1,152 @@
+"""Memory records and the rules for what may be saved: allowed values, limits, sanitising, paging cursors.
+
+Limits come from SPEC §3 (content 1..2000 characters after sanitising, at most 20 tags). Every refusal is
+an `InvalidInput` whose message names what is allowed, because the assistant reads it and retries.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from context_server.domain.text import sanitise
+from context_server.errors import InvalidInput
+
+__all__ = [
+    "KINDS",
+    "MAX_CONTENT",
+    "MAX_LIST",
+    "MAX_SEARCH",
+    "MAX_TAGS",
+    "MAX_TAG_CHARS",
+    "SCOPES",
+    "Memory",
+    "SaveResult",
+    "check_choice",
+    "check_content",
+    "check_tags",
+    "decode_cursor",
+    "encode_cursor",
+    "merge_tags",
+    "visibility_sql",
+]
+
+KINDS = ("style", "preference", "fact", "note")
+SCOPES = ("long_term", "session")
+MAX_CONTENT = 2000
+MAX_TAGS = 20
+MAX_TAG_CHARS = 64
+MAX_LIST = 200
+MAX_SEARCH = 50
+
+
+@dataclass(frozen=True)
+class Memory:
+    memory_id: str
+    content: str
+    kind: str
+    scope: str
+    tags: list[str]
+    pinned: bool
+    created_at: str
+    updated_at: str
+    use_count: int
+    last_used_at: str | None
+    session_id: str | None = None
+    replaces: str | None = None
+    score: float | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], score: float | None = None) -> Memory:
+        return cls(
+            memory_id=row["id"],
+            content=row["content"],
+            kind=row["kind"],
+            scope=row["scope"],
+            tags=json.loads(row["tags"] or "[]"),
+            pinned=bool(row["pinned"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            use_count=row["use_count"] or 0,
+            last_used_at=row["last_used_at"],
+            session_id=row["session_id"],
+            replaces=row["replaces"],
+            score=score,
+        )
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    memory_id: str
+    kind: str
+    scope: str
+    merged_into: str | None = None
+
+
+def visibility_sql(scope: str | None, session_id: str | None, params: list[Any], column: str = "") -> str:
+    """The visibility rule: long-term memories always; session memories only for their own session."""
+    long_term = f"{column}scope = 'long_term'"
+    this_session = f"({column}scope = 'session' AND {column}session_id = ?)"
+    if scope == "long_term":
+        return long_term
+    if scope == "session":
+        params.append(session_id or "")
+        return this_session
+    if session_id:
+        params.append(session_id)
+        return f"({long_term} OR {this_session})"
+    return long_term
+
+
+def check_content(content: str) -> str:
+    text = sanitise(content)
+    if not text:
+        raise InvalidInput("content must contain some text (1 to 2000 characters)")
+    if len(text) > MAX_CONTENT:
+        raise InvalidInput(f"content is {len(text)} characters; the most a memory can hold is {MAX_CONTENT}")
+    return text
+
+
+def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InvalidInput(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def check_tags(tags: Sequence[str] | None) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, str):
+        raise InvalidInput("tags must be a list of strings, not one string")
+    clean = list(dict.fromkeys(t for t in (sanitise(str(tag)) for tag in tags) if t))
+    if len(clean) > MAX_TAGS:
+        raise InvalidInput(f"at most {MAX_TAGS} tags are allowed; got {len(clean)}")
+    for tag in clean:
+        if len(tag) > MAX_TAG_CHARS:
+            raise InvalidInput(
+                f"each tag must be at most {MAX_TAG_CHARS} characters; {tag[:20]!r}… is {len(tag)}"
+            )
+    return clean
+
+
+def merge_tags(existing: list[str], new: list[str]) -> list[str]:
+    return list(dict.fromkeys([*existing, *new]))[:MAX_TAGS]
+
+
+def encode_cursor(row: dict[str, Any]) -> str:
+    raw = json.dumps([row["created_at"], row["id"]]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        created_at, last_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(created_at, str) and isinstance(last_id, str):
+            return created_at, last_id
+    except (ValueError, TypeError, binascii.Error):
+        pass
+    raise InvalidInput("cursor is not valid: pass the next_cursor from the previous page unchanged")

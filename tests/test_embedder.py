@@ -1,0 +1,90 @@
+"""The embedder: the real all-MiniLM-L6-v2 from its package, loaded in the background, silent on stdout."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from context_server.adapters.embedder import Embedder, EmbedderUnavailable, cosine, default_model_path
+
+
+def test_vectors_are_normalised_384_floats_and_meaning_decides_similarity(embedder: Embedder) -> None:
+    fox, vixen, tax = embedder.embed(
+        ["a red fox in the snow", "a ginger vixen on a snowy field", "quarterly tax law"]
+    )
+    assert len(fox) == embedder.dimension == 384
+    assert math.isclose(sum(x * x for x in fox), 1.0, rel_tol=1e-4)
+    assert cosine(fox, vixen) > 0.5 > cosine(fox, tax)
+
+
+def test_batches_keep_input_order(embedder: Embedder) -> None:
+    texts = [f"sentence number {i} about {'cats' if i % 2 else 'ships'}" for i in range(70)]
+    embedder_small = embedder.batch_size
+    together = embedder.embed(texts)
+    one_by_one = [embedder.embed([text])[0] for text in (texts[0], texts[65], texts[69])]
+    assert embedder_small == 64 and len(together) == 70
+    for got, want in zip((together[0], together[65], together[69]), one_by_one, strict=True):
+        assert cosine(got, want) > 0.9999
+
+
+def test_status_reports_the_loaded_model(embedder: Embedder) -> None:
+    status = embedder.status()
+    assert (status.state, status.model_name, status.dimension, status.error) == (
+        "ready",
+        "all-MiniLM-L6-v2",
+        384,
+        None,
+    )
+    assert Path(status.model_path) == default_model_path()
+    assert status.load_seconds is not None and status.load_seconds > 0
+
+
+def test_a_missing_model_is_reported_on_use_not_at_start(tmp_path: Path) -> None:
+    broken = Embedder(threads=1, model_path=tmp_path / "no-model-here")
+    broken.start()
+    with pytest.raises(EmbedderUnavailable, match="no sentence-transformers model at"):
+        broken.wait(timeout=30)
+    with pytest.raises(EmbedderUnavailable):
+        broken.embed(["anything"])
+    assert broken.failed and not broken.ready
+    assert broken.status().state == "failed"
+    assert "no-model-here" in (broken.status().error or "")
+
+
+def test_empty_input_needs_no_model(tmp_path: Path) -> None:
+    assert Embedder(threads=1, model_path=tmp_path).embed([]) == []
+
+
+_CHILD = """
+import json, sys, time
+from context_server.adapters.embedder import Embedder
+began = time.perf_counter()
+embedder = Embedder(threads=1)
+embedder.start()
+returned_after = time.perf_counter() - began
+ready_at_return = embedder.ready
+vector = embedder.embed(["hello"])[0]
+json.dump({"returned_after": returned_after, "ready_at_return": ready_at_return, "dim": len(vector)},
+          open(sys.argv[1], "w"))
+"""
+
+
+def test_loading_is_in_the_background_and_never_writes_to_stdout(tmp_path: Path) -> None:
+    """stdout is the MCP stdio transport: one stray progress bar there breaks the protocol."""
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(report)],
+        capture_output=True,
+        timeout=180,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stdout == b""
+    result = json.loads(report.read_text())
+    assert result["returned_after"] < 1.0 and result["ready_at_return"] is False
+    assert result["dim"] == 384

@@ -1,0 +1,277 @@
+"""The outbox, drain, rebuild, repair and the FTS5 fallback, over real SQLite, Chroma and the embedder."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from collections.abc import Callable
+
+import pytest
+
+from context_server.adapters.embedder import Embedder
+from context_server.adapters.index import VectorIndex
+from context_server.adapters.store import Store, now_iso
+from context_server.domain.indexing import Indexer
+from context_server.settings import Settings
+
+MakeIndexer = Callable[..., Indexer]
+
+
+def add_memory(
+    store: Store, indexer: Indexer, user_id: str, content: str, *, scope: str = "long_term"
+) -> str:
+    """A memory row and its outbox entry in one transaction, as MemoryService writes them (no drain)."""
+    memory_id = secrets.token_hex(8)
+    now = now_iso()
+    with store.write() as db:
+        db.table("memories").insert(
+            {
+                "id": memory_id,
+                "user_id": user_id,
+                "content": content,
+                "kind": "style",
+                "scope": scope,
+                "session_id": "s1" if scope == "session" else None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        indexer.enqueue(db, user_id, "memories", memory_id, "upsert", content)
+    return memory_id
+
+
+def add_image(store: Store, indexer: Indexer, user_id: str, prompt: str, *, incognito: bool = False) -> str:
+    image_id = secrets.token_hex(8)
+    with store.write() as db:
+        db.table("images").insert(
+            {
+                "id": image_id,
+                "user_id": user_id,
+                "prompt": prompt,
+                "path": f"/x/{image_id}.png",
+                "incognito": int(incognito),
+                "created_at": now_iso(),
+            }
+        )
+        indexer.enqueue(db, user_id, "images", image_id, "upsert", prompt)
+    return image_id
+
+
+def outbox_size(store: Store) -> int:
+    row = store.one("SELECT count(*) AS n FROM outbox")
+    return int(row["n"]) if row else 0
+
+
+def index_ids(settings: Settings, user_id: str, kind: str = "memories") -> set[str]:
+    """What Chroma holds, read through a fresh client (only valid while no Indexer has it open elsewhere)."""
+    index = VectorIndex(settings)
+    try:
+        collection = index._collection(user_id, kind)
+        return set(collection.get(include=[])["ids"])
+    finally:
+        index.close()
+
+
+def test_enqueue_outside_a_transaction_is_refused(store: Store, indexer: Indexer) -> None:
+    with pytest.raises(RuntimeError, match=r"inside store\.write"):
+        indexer.enqueue(store.db, "ann", "memories", "x", "upsert", "x")
+
+
+def test_a_rolled_back_write_leaves_no_outbox_row(store: Store, indexer: Indexer) -> None:
+    with pytest.raises(ZeroDivisionError), store.write() as db:
+        indexer.enqueue(db, "ann", "memories", "x", "upsert", "x")
+        1 / 0  # noqa: B018
+    assert outbox_size(store) == 0
+
+
+def test_drain_indexes_by_meaning_and_empties_the_outbox(store: Store, indexer: Indexer) -> None:
+    dog = add_memory(store, indexer, "ann", "my golden retriever loves the beach")
+    add_memory(store, indexer, "ann", "invoices are due on the first of the month")
+    assert indexer.drain() == 2 and outbox_size(store) == 0
+    hits = indexer.search("ann", "memories", "a puppy playing by the sea", 2)
+    assert hits[0][0] == dog and hits[0][1] > hits[1][1] and 0.0 <= hits[1][1] <= hits[0][1] <= 1.0
+
+
+def test_search_drains_first_so_a_write_is_found_at_once(store: Store, indexer: Indexer) -> None:
+    wanted = add_memory(store, indexer, "ann", "render everything as isometric pixel art")
+    assert [hit for hit, _ in indexer.search("ann", "memories", "pixel art", 1)] == [wanted]
+    assert outbox_size(store) == 0
+
+
+def test_a_crash_before_chroma_heard_is_repaired_by_the_next_start(
+    settings: Settings, store: Store, make_indexer: MakeIndexer
+) -> None:
+    first = make_indexer()
+    assert first.take_index()
+    kept = add_memory(store, first, "ann", "soft watercolour washes")
+    gone = add_memory(store, first, "ann", "thick impasto oil paint")
+    first.drain()
+    with store.write() as db:  # delete committed in SQLite; the process dies before draining it
+        db.execute("DELETE FROM memories WHERE id = ?", [gone])
+        first.enqueue(db, "ann", "memories", gone, "delete")
+    late = add_memory(store, first, "ann", "charcoal sketches on grey paper")
+    first.close()
+
+    assert index_ids(settings, "ann") == {kept, gone}
+    second = make_indexer()
+    assert second.take_index()
+    assert outbox_size(store) == 0
+    second.close()
+    assert index_ids(settings, "ann") == {kept, late}
+
+
+def test_draining_the_same_rows_twice_changes_nothing(
+    settings: Settings, store: Store, indexer: Indexer
+) -> None:
+    memory_id = add_memory(store, indexer, "ann", "neon cyberpunk alleys")
+    rows = store.query("SELECT * FROM outbox")
+    indexer.drain()
+    with store.write() as db:  # as if the process died after Chroma accepted but before the outbox delete
+        for row in rows:
+            db.table("outbox").insert({k: v for k, v in row.items() if k != "id"})
+    assert indexer.drain() == 1
+    indexer.close()
+    assert index_ids(settings, "ann") == {memory_id}
+
+
+def test_only_indexable_items_reach_chroma(settings: Settings, store: Store, indexer: Indexer) -> None:
+    keep = add_memory(store, indexer, "ann", "long term style")
+    add_memory(store, indexer, "ann", "session only style", scope="session")
+    shown = add_image(store, indexer, "ann", "a lighthouse at dusk")
+    add_image(store, indexer, "ann", "a secret portrait", incognito=True)
+    indexer.drain()
+    indexer.close()
+    assert index_ids(settings, "ann") == {keep}
+    assert index_ids(settings, "ann", "images") == {shown}
+
+
+def test_without_the_lock_a_second_process_writes_and_searches_with_fts(
+    store: Store, indexer: Indexer, make_indexer: MakeIndexer
+) -> None:
+    second = make_indexer()
+    assert not second.take_index() and not second.uses_vectors
+    memory_id = add_memory(store, second, "ann", "Draw the moon as a glowing paper lantern")
+    assert second.drain() == 0 and outbox_size(store) == 1  # left for the holder
+    hits = second.search("ann", "memories", "paper lantern moon", 5)
+    assert [hit for hit, _ in hits] == [memory_id] and 0.0 < hits[0][1] <= 1.0
+    assert second.search("bob", "memories", "paper lantern moon", 5) == []
+
+    assert [hit for hit, _ in indexer.search("ann", "memories", "lantern", 1)] == [memory_id]  # holder drains
+    indexer.close()
+    second.maintain()
+    assert second.holds_index and second.uses_vectors
+
+
+@pytest.mark.parametrize(
+    "nasty", ['"unbalanced', "NEAR(a b)", "col:moon", "moon*", "AND OR NOT", "-moon ^lantern", "'"]
+)
+def test_fts_fallback_never_reads_user_text_as_syntax(store: Store, indexer: Indexer, nasty: str) -> None:
+    add_memory(store, indexer, "ann", "moon lantern")
+    indexer.text_search("ann", "memories", nasty, 5)  # must not raise
+
+
+def test_bm25_scores_are_mapped_into_zero_to_one_without_an_embedder(
+    settings: Settings, store: Store, indexer: Indexer
+) -> None:
+    strong = add_memory(store, indexer, "ann", "lantern lantern lantern festival")
+    weak = add_memory(store, indexer, "ann", "a festival with many stalls, food, music and one lantern")
+    cold = Indexer(store, Embedder(threads=1), lambda: VectorIndex(settings))  # embedder never started
+    hits = cold.text_search("ann", "memories", "lantern", 5)
+    assert [hit for hit, _ in hits] == [strong, weak]
+    assert 1.0 > hits[0][1] > hits[1][1] > 0.0
+
+
+def test_a_different_recorded_model_triggers_a_full_rebuild(
+    settings: Settings, store: Store, make_indexer: MakeIndexer
+) -> None:
+    first = make_indexer()
+    first.take_index()
+    memory_id = add_memory(store, first, "ann", "ukiyo-e woodblock waves")
+    first.drain()
+    first._index.upsert("ann", "memories", ["stale"], [[1.0] + [0.0] * 383], ["stale"], [{"kind": "x"}])  # type: ignore[union-attr]
+    first.close()
+    with store.write() as db:
+        db.execute("UPDATE index_meta SET value = 'some-older-model' WHERE key = 'embed_model'")
+
+    second = make_indexer()
+    assert second.take_index()
+    assert second.status()["recorded_model"] == "all-MiniLM-L6-v2"
+    second.close()
+    assert index_ids(settings, "ann") == {memory_id}  # rebuilt from SQLite, nothing from the old model
+
+
+def test_a_deleted_chroma_directory_is_rebuilt_at_start(
+    settings: Settings, store: Store, make_indexer: MakeIndexer
+) -> None:
+    first = make_indexer()
+    first.take_index()
+    memory_id = add_memory(store, first, "ann", "art deco posters with gold foil")
+    image_id = add_image(store, first, "ann", "a zeppelin over a city")
+    first.drain()
+    first.close()
+    shutil.rmtree(settings.chroma_path)
+
+    second = make_indexer()
+    assert second.take_index()
+    assert [hit for hit, _ in second.search("ann", "memories", "gold art deco", 1)] == [memory_id]
+    assert [hit for hit, _ in second.search("ann", "images", "airship", 1)] == [image_id]
+
+
+def test_a_corrupt_chroma_directory_is_moved_aside_and_rebuilt(
+    settings: Settings, store: Store, make_indexer: MakeIndexer
+) -> None:
+    first = make_indexer()
+    first.take_index()
+    memory_id = add_memory(store, first, "ann", "brutalist concrete towers")
+    first.drain()
+    first.close()
+    (settings.chroma_path / "chroma.sqlite3").write_bytes(b"garbage" * 4096)
+
+    second = make_indexer()
+    assert second.take_index()
+    assert (settings.home / "chroma.damaged").is_dir()
+    assert [hit for hit, _ in second.search("ann", "memories", "concrete buildings", 1)] == [memory_id]
+
+
+def test_an_interrupted_rebuild_is_finished_at_the_next_start(
+    settings: Settings, store: Store, make_indexer: MakeIndexer
+) -> None:
+    first = make_indexer()
+    first.take_index()
+    memory_id = add_memory(store, first, "ann", "gouache botanical plates")
+    first.drain()
+    first._index.reset()  # type: ignore[union-attr]  # rebuild got as far as wiping the index
+    with store.write() as db:
+        db.table("index_meta").upsert({"key": "rebuild_pending", "value": "1"}, pk="key")
+    first.close()
+
+    second = make_indexer()
+    assert second.take_index()
+    assert second.status()["damaged"] is False
+    second.close()
+    assert index_ids(settings, "ann") == {memory_id}
+    assert store.one("SELECT value FROM index_meta WHERE key = 'rebuild_pending'") is None
+
+
+def test_rebuild_reports_progress_and_counts_every_indexable_item(store: Store, indexer: Indexer) -> None:
+    for i in range(5):
+        add_memory(store, indexer, "ann" if i % 2 else "bob", f"memory number {i}")
+    add_image(store, indexer, "bob", "a castle")
+    seen: list[tuple[int, int]] = []
+    assert indexer.rebuild(progress=lambda done, total: seen.append((done, total))) == 6
+    assert seen[-1] == (6, 6)
+    assert outbox_size(store) == 0
+
+
+def test_a_failure_in_use_falls_back_to_fts_and_maintain_repairs_it(store: Store, indexer: Indexer) -> None:
+    memory_id = add_memory(store, indexer, "ann", "stained glass windows with cobalt blue")
+    indexer.drain()
+    assert indexer._index is not None
+    indexer._index._client_.close()  # the client dies under us, as a broken index would fail
+    hits = indexer.search("ann", "memories", "cobalt glass", 3)
+    assert [hit for hit, _ in hits] == [memory_id]  # answered by FTS5
+    assert indexer.status()["damaged"] and not indexer.uses_vectors
+
+    indexer.maintain()
+    assert indexer.uses_vectors and not indexer.status()["damaged"]
+    assert [hit for hit, _ in indexer.search("ann", "memories", "blue church windows", 1)] == [memory_id]
