@@ -12,7 +12,11 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from context_server.adapters.embedder import Embedder
+from context_server.adapters.store import Store
 from context_server.app import App
+from context_server.domain.indexing import Indexer
+from context_server.domain.memory import MemoryService
 from context_server.server import build_server
 from context_server.settings import Settings
 
@@ -66,10 +70,6 @@ async def call_error(client: Client, tool: str, **args: Any) -> str:
 
 
 # --- memory / indexing (embedder loaded once per session; SQLite and Chroma per test) -------------------
-from context_server.adapters.embedder import Embedder
-from context_server.adapters.store import Store
-from context_server.domain.indexing import Indexer
-from context_server.domain.memory import MemoryService
 
 
 @pytest.fixture(scope="session")
