@@ -1,15 +1,26 @@
-"""The composition root: builds every part from one `Settings`, so a test can run two servers side by side."""
+"""The composition root: builds every part from one `Settings`, so a test can run two servers side by side.
+
+Start-up is split in two. `App.create` does only what the first answer needs (SQLite, migrations,
+providers). The heavy work — loading the embedding model, taking the Chroma directory lock, repairing and
+draining the index — starts in the background once the client's first real request has been answered
+(or after `WARMUP_FALLBACK_SECONDS`), so it never delays that answer; the first call that needs the
+model waits for it.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import httpx
 
+from .adapters.embedder import Embedder
 from .adapters.fetch import fetch_remote_image
 from .adapters.files import ImageFiles
 from .adapters.providers.base import Provider
@@ -20,41 +31,28 @@ from .adapters.store import Store
 from .domain.enrichment import Enricher
 from .domain.generation import GenerationService
 from .domain.images import Images
+from .domain.indexing import Indexer
 from .domain.jobs import JobRunner, Jobs
 from .domain.limits import RateLimiter, spent_since, start_of_day
+from .domain.memory import MemoryService
 from .domain.profile import Profiles
 from .domain.references import References
 from .domain.sessions import Sessions
+from .domain.styles import StyleSelector
 from .domain.templates import TemplateLibrary
+from .errors import InvalidInput
 from .settings import Settings
 
-__all__ = ["App"]
+__all__ = ["WARMUP_FALLBACK_SECONDS", "App"]
 
 log = logging.getLogger(__name__)
+
+WARMUP_FALLBACK_SECONDS = 3.0
+MAINTAIN_EVERY_SECONDS = 10.0
 
 
 def default_providers(settings: Settings, client: httpx.AsyncClient) -> list[Provider]:
     return [PlaceholderProvider(), *build_remote_providers(settings.provider_env, client)]
-
-
-def fts_image_search(store: Store) -> Callable[[str, str, int], list[tuple[str, float]]]:
-    """Keyword search over prompts (SQLite FTS5): the fallback when the vector index is not available."""
-
-    def search(user_id: str, query: str, limit: int) -> list[tuple[str, float]]:
-        terms = [t for t in re.findall(r"\w+", query.lower()) if len(t) > 1]
-        if not terms:
-            return []
-        match = " OR ".join(f'"{t}"' for t in terms)
-        rows = store.query(
-            "select images.id as id, bm25(images_fts) as rank from images_fts "
-            "join images on images.rowid = images_fts.rowid "
-            "where images_fts match ? and images.user_id = ? and images.incognito = 0 "
-            "order by rank limit ?",
-            [match, user_id, limit],
-        )
-        return [(r["id"], 1.0 / (1.0 + max(0.0, r["rank"] + 10) / 10)) for r in rows]
-
-    return search
 
 
 @dataclass
@@ -65,6 +63,9 @@ class App:
     http: httpx.AsyncClient
     fetch_http: httpx.AsyncClient
     providers: ProviderRegistry
+    embedder: Embedder
+    indexer: Indexer
+    memory: MemoryService
     jobs: Jobs
     runner: JobRunner
     sessions: Sessions
@@ -73,10 +74,12 @@ class App:
     templates: TemplateLibrary
     generation: GenerationService
     _started: bool = field(default=False, repr=False)
+    _first_request: asyncio.Event | None = field(default=None, repr=False)
+    _background: list[asyncio.Task[Any]] = field(default_factory=list, repr=False)
 
     @classmethod
     def create(cls, settings: Settings, *, http_client: httpx.AsyncClient | None = None,
-               providers: Sequence[Provider] | None = None) -> App:
+               providers: Sequence[Provider] | None = None, embedder: Embedder | None = None) -> App:
         settings.home.mkdir(parents=True, exist_ok=True)
         store = Store(settings.db_path)
         store.migrate()
@@ -85,43 +88,75 @@ class App:
         # Remote image fetches get a client of their own: no base URL, no provider auth headers.
         fetch_http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         registry = ProviderRegistry(providers if providers is not None else default_providers(settings, http))
+        embedder = embedder or Embedder(settings.embed_threads)
+        indexer = Indexer.for_settings(settings, store, embedder)
+        memory = MemoryService(store, indexer)
         jobs = Jobs(store)
-        runner = JobRunner()
-        sessions = Sessions(store, settings.session_idle_seconds)
+        sessions = Sessions(store, settings.session_idle_seconds, on_expire=memory.purge_session)
         profiles = Profiles(store, registry.names)
         images = Images(store, files)
         templates = TemplateLibrary(store)
-        references = References(store, fts_image_search(store))
+        references = References(store, lambda user, query, limit: indexer.search(user, "images", query, limit))
 
         async def fetch(url: str) -> bytes:
             return await fetch_remote_image(url, fetch_http)
 
-        enricher = Enricher(profiles, templates, references, images, registry, fetch)
+        enricher = Enricher(profiles, templates, references, images, registry, fetch, StyleSelector(memory))
         generation = GenerationService(
-            store, files, registry, enricher, jobs, runner, sessions,
+            store, files, registry, enricher, jobs, JobRunner(), sessions,
             RateLimiter(settings.rate_limit_per_minute), settings.wait_seconds,
         )
+        generation.on_image_recorded.append(
+            lambda db, user, image_id, row: indexer.enqueue(db, user, "images", image_id, "upsert", row["prompt"]))
+        generation.on_memories_used.append(memory.mark_used)
+        images.on_delete.append(lambda db, user, image_id: indexer.enqueue(db, user, "images", image_id, "delete"))
         return cls(settings=settings, store=store, files=files, http=http, fetch_http=fetch_http,
-                   providers=registry, jobs=jobs,
-                   runner=runner, sessions=sessions, profiles=profiles, images=images, templates=templates,
-                   generation=generation)
+                   providers=registry, embedder=embedder, indexer=indexer, memory=memory, jobs=jobs,
+                   runner=generation.runner, sessions=sessions, profiles=profiles, images=images,
+                   templates=templates, generation=generation)
 
     async def start(self) -> None:
-        """Work that must not delay the first answer to a client runs here, after the server is up."""
+        """What runs before the first answer is cheap; the warm-up waits for `request_answered`."""
         if self._started:
             return
         self._started = True
+        self._first_request = asyncio.Event()
         for job in self.jobs.interrupted():
             if not self.generation.resume(job):
                 self.jobs.fail(job["user_id"], job["id"],
                                "interrupted by a server restart before it finished; nothing was stored, "
                                "generate again")
+        self._background.append(asyncio.get_running_loop().create_task(self._warm_up(), name="warm-up"))
+
+    def request_answered(self) -> None:
+        """Called after each request is answered; the first one releases the warm-up."""
+        if self._first_request is not None and not self._first_request.is_set():
+            self._first_request.set()
+
+    async def _warm_up(self) -> None:
+        assert self._first_request is not None
+        with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+            await asyncio.wait_for(self._first_request.wait(), WARMUP_FALLBACK_SECONDS)
+        await asyncio.sleep(0.05)  # let the answer that released us reach the client first
+        self.embedder.start()
+        while True:
+            try:
+                await anyio.to_thread.run_sync(self.indexer.maintain)
+            except Exception:
+                log.exception("index maintenance failed; searches use the full-text fallback meanwhile")
+            await asyncio.sleep(MAINTAIN_EVERY_SECONDS)
 
     async def aclose(self) -> None:
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(BaseException):
+                await task
         await self.runner.aclose()
         await self.providers.aclose()
         await self.http.aclose()
         await self.fetch_http.aclose()
+        await anyio.to_thread.run_sync(self.indexer.close)
         self.store.close()
 
     def style_words(self, user_id: str, limit: int = 50) -> list[str]:
@@ -133,12 +168,25 @@ class App:
         )
         return [r["content"] for r in rows]
 
+    def search_images(self, user_id: str, query: str, limit: int) -> list[dict[str, Any]]:
+        """The user's images ranked by the meaning of their prompts; near-equal scores go to the newer one."""
+        if not query.strip():
+            raise InvalidInput("query must contain some text")
+        if not 1 <= limit <= 50:
+            raise InvalidInput(f"limit must be between 1 and 50, got {limit}")
+        hits = dict(self.indexer.search(user_id, "images", query, max(limit * 3, 20)))
+        if not hits:
+            return []
+        marks = ",".join("?" * len(hits))
+        rows = self.store.query(f"select * from images where user_id = ? and incognito = 0 and id in ({marks})",
+                                [user_id, *hits])
+        for row in rows:
+            row["score"] = round(hits[row["id"]], 4)
+        rows.sort(key=lambda r: (round(r["score"], 2), r["created_at"]), reverse=True)
+        return rows[:limit]
+
     def usage(self, user_id: str, period: str) -> dict[str, Any]:
-        from datetime import UTC, datetime
-
         if period not in ("day", "month"):
-            from .errors import InvalidInput
-
             raise InvalidInput("period must be 'day' or 'month'")
         since = start_of_day() if period == "day" else datetime.now(UTC).strftime("%Y-%m-01T00:00:00.000000Z")
         rows = self.store.query(
@@ -157,3 +205,4 @@ class App:
             "daily_budget_usd": budget,
             "budget_left_usd": None if budget is None else round(max(0.0, budget - spent_today), 4),
         }
+

@@ -40,8 +40,8 @@ def make_settings(home: Path) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-async def app(make_settings: Callable[..., Settings]) -> AsyncIterator[App]:
-    application = App.create(make_settings())
+async def app(make_settings: Callable[..., Settings], embedder: Embedder) -> AsyncIterator[App]:
+    application = App.create(make_settings(), embedder=embedder)
     try:
         yield application
     finally:

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import anyio
+
 from ..adapters.files import decode_image, encode_image
 from ..adapters.providers.registry import ProviderRegistry
 from ..errors import InvalidInput
@@ -77,7 +79,7 @@ class Enricher:
             result.applied.template = f"{template.name}@v{template.version}"
         if inp.apply_memory:
             self._apply_profile(result, inp, result.profile)
-            self._apply_styles(result, user_id, session, inp)
+            await anyio.to_thread.run_sync(self._apply_styles, result, user_id, session, inp)
         await self._apply_reference(result, user_id, session, inp)
         return result
 
@@ -128,8 +130,8 @@ class Enricher:
         if inp.reference and inp.input_image_url:
             raise InvalidInput("give either reference or input_image_url, not both")
         if inp.mask_image:
-            result.mask = self._png(self.images.read(user_id, self.references.resolve(
-                user_id, session, inp.mask_image).image_id), "mask image")
+            mask = await anyio.to_thread.run_sync(self.references.resolve, user_id, session, inp.mask_image)
+            result.mask = self._png(self.images.read(user_id, mask.image_id), "mask image")
         if inp.input_image_url:
             result.init_image = self._png(await self.fetch_image(inp.input_image_url), "image at input_image_url")
             return
@@ -137,7 +139,7 @@ class Enricher:
             if inp.kind == "edit":
                 raise InvalidInput("edit_image needs the image to edit: an image id or words like 'the previous one'")
             return
-        ref = self.references.resolve(user_id, session, inp.reference)
+        ref = await anyio.to_thread.run_sync(self.references.resolve, user_id, session, inp.reference)
         result.parent_id = ref.image_id
         _, model = self.providers.resolve(result.provider, result.model)
         if inp.kind == "edit" or model.image_to_image:

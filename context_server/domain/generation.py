@@ -7,6 +7,7 @@ index → result with receipt.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -35,7 +36,7 @@ __all__ = ["GenerationService", "ProgressSink", "image_uri"]
 log = logging.getLogger(__name__)
 
 ProgressSink = Callable[[float, str | None], Awaitable[None]]
-Hook = Callable[[str, str, dict[str, Any]], None]
+Hook = Callable[[Any, str, str, dict[str, Any]], None]
 
 
 def image_uri(image_id: str) -> str:
@@ -66,19 +67,40 @@ class GenerationService:
         self.rate = rate
         self.wait_seconds = wait_seconds
         self._live: dict[str, _Live] = {}
-        #: Called inside the transaction that records an image: (user_id, image_id, row) → enqueue indexing.
+        self._claims: dict[tuple[str, str], asyncio.Lock] = {}
+        #: Called inside the transaction that records an image: (db, user_id, image_id, row) → enqueue indexing.
         self.on_image_recorded: list[Hook] = []
         #: Called after a completed, non-incognito generation with the memory ids it used.
-        self.on_memories_used: list[Callable[[str, list[str]], None]] = []
+        self.on_memories_used: list[Callable[[str, list[str]], object]] = []
 
     async def generate(self, user_id: str, session: Session, inp: GenerationInput,
                        progress: ProgressSink | None = None) -> GenerateResult:
-        started = time.perf_counter()
         inp.validate()
-        if inp.request_id:
+        if not inp.request_id:
+            return await self._generate(user_id, session, inp, progress)
+        # Calls sharing a request_id wait for each other up to the job row, so a repeat never counts
+        # against the rate limit or enriches again; across processes the unique index decides.
+        key = (user_id, inp.request_id)
+        lock = self._claims.setdefault(key, asyncio.Lock())
+        async with lock:
             existing = self.jobs.by_request(user_id, inp.request_id)
-            if existing is not None:
-                return await self._follow(user_id, existing, inp.wait, progress)
+            if existing is None:
+                started = await self._generate(user_id, session, inp, progress, start_only=True)
+                if started.job_id is None:  # a dry run: nothing was claimed
+                    return started
+                existing = self.jobs.get(user_id, started.job_id)
+                first = True
+            else:
+                first = False
+        if not lock.locked():  # safe to drop: any later call finds the job row
+            self._claims.pop(key, None)
+        if first:
+            return await self._wait_with(user_id, existing["id"], inp.wait, progress)
+        return await self._follow(user_id, existing, inp.wait, progress)
+
+    async def _generate(self, user_id: str, session: Session, inp: GenerationInput,
+                        progress: ProgressSink | None, start_only: bool = False) -> GenerateResult:
+        started = time.perf_counter()
         enrichment = await self.enricher.enrich(user_id, session, inp)
         provider, model = self.providers.resolve(enrichment.provider, enrichment.model)
         request, notes = self._provider_request(inp, enrichment, model)
@@ -113,18 +135,29 @@ class GenerationService:
                   "request": {k: v for k, v in vars(request).items() if k not in ("init_image", "mask")}}
         created = self.jobs.create(user_id, job_id, request_id=inp.request_id, kind=inp.kind, params=params,
                                    provider=provider.name, model=model.name, incognito=inp.incognito)
-        if not created:  # another call with this request_id won the race
+        if not created:  # another process with this request_id won the race
             existing = self.jobs.by_request(user_id, inp.request_id or "")
             assert existing is not None
+            if start_only:
+                return self.result(user_id, existing["id"])
             return await self._follow(user_id, existing, inp.wait, progress)
         base.job_id = job_id
-        live = self._live[job_id] = _Live(sinks=[progress] if progress else [])
+        self._live[job_id] = _Live()
         self.runner.spawn(job_id, self._run(user_id, session, job_id, inp.kind, provider, request, base,
                                             enrichment.used_memory_ids, started))
+        if start_only:
+            return base
+        return await self._wait_with(user_id, job_id, inp.wait, progress)
+
+    async def _wait_with(self, user_id: str, job_id: str, wait: bool,
+                         progress: ProgressSink | None) -> GenerateResult:
+        live = self._live.get(job_id)
+        if live is not None and progress is not None:
+            live.sinks.append(progress)
         try:
-            return await self._wait_for(user_id, job_id, inp.wait)
+            return await self._wait_for(user_id, job_id, wait)
         finally:
-            if progress in live.sinks:
+            if live is not None and progress in live.sinks:
                 live.sinks.remove(progress)
 
     def _provider_request(self, inp: GenerationInput, enr: Enrichment,
@@ -217,7 +250,7 @@ class GenerationService:
                 )
                 if not result.incognito:
                     for hook in self.on_image_recorded:
-                        hook(user_id, image_id, row)
+                        hook(db, user_id, image_id, row)
         except BaseException:
             self.files.delete(stored.path)
             raise
@@ -245,14 +278,7 @@ class GenerationService:
 
     async def _follow(self, user_id: str, job: dict[str, Any], wait: bool,
                       progress: ProgressSink | None) -> GenerateResult:
-        live = self._live.get(job["id"])
-        if live is not None and progress is not None:
-            live.sinks.append(progress)
-        try:
-            return await self._wait_for(user_id, job["id"], wait)
-        finally:
-            if live is not None and progress in live.sinks:
-                live.sinks.remove(progress)
+        return await self._wait_with(user_id, job["id"], wait, progress)
 
     async def _wait_for(self, user_id: str, job_id: str, wait: bool) -> GenerateResult:
         if wait:

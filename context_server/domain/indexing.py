@@ -63,6 +63,7 @@ class Indexer:
         self._lock = lock
         self._index: VectorIndex | None = None
         self._work = threading.RLock()  # serialises drain / rebuild / repair
+        self._tried = False  # whether take_index has run once (the first search waits for it)
         self._damaged = False
         self._rebuilding = False
 
@@ -186,6 +187,7 @@ class Indexer:
         """Take the lock if free and bring the index up to date (model check, repair, drain). Never blocks on
         the lock; waits for the embedder. True when this process now searches with vectors."""
         with self._work:
+            self._tried = True
             if self._index is None:
                 if self._lock is not None and not self._lock.try_acquire():
                     return False
@@ -360,6 +362,10 @@ class Indexer:
             raise ValueError(f"unknown collection {collection!r}")
         if limit <= 0 or not query_text.strip():
             return []
+        if not self._tried:
+            # The first search waits for the index (and the model) rather than answering by keywords while
+            # the background warm-up has not got that far; a process without the lock returns at once.
+            self.take_index()
         if self.uses_vectors:
             if self.store.one("SELECT 1 AS x FROM outbox LIMIT 1"):
                 self.drain()

@@ -5,8 +5,14 @@
   in this session.
 - "my last X image" / "the X picture from before" resolves to the most recent of the user's images whose
   prompt means X: candidates come from the image index ranked by meaning; among those within
-  `RELATIVE_WINDOW` of the best match (and above `MIN_SCORE`), the newest wins. Close candidates are
+  `RELATIVE_WINDOW` of the best match (and at least `MIN_SCORE`), the newest wins. Other candidates are
   returned as `alternatives`. Only the caller's own, non-incognito images are ever candidates.
+
+Measured with all-MiniLM-L6-v2: "spaceship" scores 0.72 against "a spaceship over the ocean", 0.51
+against "a red spaceship landing on mars" and "an alien starship battle", 0.41 against "a rocket
+launching" and at most 0.28 against unrelated prompts; "red car" scores 0.82 against "a sports car in
+red" and 0.53 against the red spaceship. A window of 0.25 under the best match keeps the three spaceship
+images together (the newest wins) while the car query keeps only the car.
 """
 
 from __future__ import annotations
@@ -25,8 +31,8 @@ __all__ = ["MIN_SCORE", "Reference", "References"]
 SearchFn = Callable[[str, str, int], list[tuple[str, float]]]
 """(user_id, query, limit) → [(image_id, score 0..1)], best first."""
 
-MIN_SCORE = 0.3
-RELATIVE_WINDOW = 0.1
+MIN_SCORE = 0.35
+RELATIVE_WINDOW = 0.25
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _SESSION_WORDS = re.compile(
     r"^(?:the |that |this )?(?:previous|last|latest|same|current)?\s*(?:one|image|picture|pic|photo|it)?$"

@@ -27,7 +27,7 @@ class Session:
 
 class Sessions:
     def __init__(self, store: Store, idle_seconds: float,
-                 on_expire: Callable[[str, str], None] | None = None) -> None:
+                 on_expire: Callable[[str, str], object] | None = None) -> None:
         self.store = store
         self.idle_seconds = idle_seconds
         self.on_expire = on_expire

@@ -14,6 +14,7 @@ from pydantic.networks import AnyUrl
 
 from .. import __version__
 from ..app import App
+from .memory import register_memory
 from .resources import read_image_view, register_resources
 from .templates import list_user_prompts, register_templates, render_user_prompt
 from .tools import register_tools
@@ -76,4 +77,19 @@ def build_server(app: App, **kwargs: Any) -> ContextServer:
     register_tools(server, app)
     register_resources(server, app)
     register_templates(server, app)
+    register_memory(server, app)
+    server.middleware.append(_after_first_answer(app))
     return server
+
+
+def _after_first_answer(app: App) -> Any:
+    """Release the background warm-up once a real request (not the handshake) has been answered."""
+    handshake = {"initialize", "server/discover", "ping"}
+
+    async def middleware(ctx: Any, call_next: Any) -> Any:
+        result = await call_next(ctx)
+        if ctx.request_id is not None and ctx.method not in handshake:
+            app.request_answered()
+        return result
+
+    return middleware
