@@ -14,6 +14,7 @@ from .adapters.providers.base import Provider
 from .adapters.providers.placeholder import PlaceholderProvider
 from .adapters.providers.registry import ProviderRegistry
 from .adapters.store import Store
+from .domain.audit import Audit
 from .domain.enrichment import Enricher
 from .domain.generation import GenerationService
 from .domain.images import Images
@@ -22,6 +23,7 @@ from .domain.limits import RateLimiter, spent_since, start_of_day
 from .domain.profile import Profiles
 from .domain.sessions import Sessions
 from .domain.templates import TemplateLibrary
+from .domain.users import Users
 from .settings import Settings
 
 __all__ = ["App"]
@@ -47,6 +49,8 @@ class App:
     images: Images
     templates: TemplateLibrary
     generation: GenerationService
+    users: Users
+    audit: Audit
     _started: bool = field(default=False, repr=False)
 
     @classmethod
@@ -70,7 +74,7 @@ class App:
         )
         return cls(settings=settings, store=store, files=files, http=http, providers=registry, jobs=jobs,
                    runner=runner, sessions=sessions, profiles=profiles, images=images, templates=templates,
-                   generation=generation)
+                   generation=generation, users=Users(store), audit=Audit(store))
 
     async def start(self) -> None:
         """Work that must not delay the first answer to a client runs here, after the server is up."""

@@ -14,6 +14,7 @@ from pydantic.networks import AnyUrl
 
 from .. import __version__
 from ..app import App
+from .audit import AuditMiddleware
 from .resources import read_image_view, register_resources
 from .templates import list_user_prompts, register_templates, render_user_prompt
 from .tools import register_tools
@@ -73,6 +74,7 @@ class ContextServer(MCPServer[Any]):
 
 def build_server(app: App, **kwargs: Any) -> ContextServer:
     server = ContextServer(app, **kwargs)
+    server.middleware.append(AuditMiddleware(app))
     register_tools(server, app)
     register_resources(server, app)
     register_templates(server, app)
