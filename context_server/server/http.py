@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server.auth.provider import AccessToken, TokenVerifier
@@ -124,8 +125,13 @@ def check_bind(settings: Settings, host: str, *, auth: bool) -> TransportSecurit
     return transport_security(host, settings.allowed_hosts, settings.allowed_origins)
 
 
-def build_http_app(app: App, *, host: str, port: int, auth: bool = True) -> tuple[ContextServer, ASGIApp]:
-    """The MCP server and the ASGI app serving it; raises `InvalidInput` for an unsafe configuration."""
+def build_http_app(app: App, *, host: str, port: int, auth: bool = True,
+                   extend: Callable[[ContextServer], None] | None = None) -> tuple[ContextServer, ASGIApp]:
+    """The MCP server and the ASGI app serving it; raises `InvalidInput` for an unsafe configuration.
+
+    `extend` registers more tools, resources or prompts before the app is built (the conformance
+    fixtures use it, so the suite runs against exactly this wiring).
+    """
     security = check_bind(app.settings, host, auth=auth)
     kwargs: dict[str, Any] = {}
     if auth:
@@ -137,16 +143,19 @@ def build_http_app(app: App, *, host: str, port: int, auth: bool = True) -> tupl
         # reading it would try an OAuth flow that cannot succeed, instead of using its configured header.
         kwargs["auth"] = AuthSettings(issuer_url=base, resource_server_url=None)  # type: ignore[arg-type]
     server = build_server(app, **kwargs)
+    if extend is not None:
+        extend(server)
     starlette = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security, host=host,
                                            max_request_body_size=MAX_BODY_BYTES)
     return server, HostOriginGuard(starlette, security)
 
 
-async def serve_http(app: App, *, host: str, port: int, auth: bool = True) -> None:
+async def serve_http(app: App, *, host: str, port: int, auth: bool = True,
+                     extend: Callable[[ContextServer], None] | None = None) -> None:
     """Serve until interrupted; logs go through the stdlib root logger (stderr), never stdout."""
     import uvicorn
 
-    _, asgi = build_http_app(app, host=host, port=port, auth=auth)
+    _, asgi = build_http_app(app, host=host, port=port, auth=auth, extend=extend)
     config = uvicorn.Config(asgi, host=host, port=port, log_config=None, server_header=False,
                             log_level=app.settings.log_level.lower())
     log.info("serving Streamable HTTP at http://%s:%d/mcp (%s)", host, port,
