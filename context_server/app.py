@@ -28,6 +28,7 @@ from .adapters.providers.placeholder import PlaceholderProvider
 from .adapters.providers.registry import ProviderRegistry
 from .adapters.providers.remote import build_remote_providers
 from .adapters.store import Store
+from .domain.audit import Audit
 from .domain.enrichment import Enricher
 from .domain.generation import GenerationService
 from .domain.images import Images
@@ -40,6 +41,7 @@ from .domain.references import References
 from .domain.sessions import Sessions
 from .domain.styles import StyleSelector
 from .domain.templates import TemplateLibrary
+from .domain.users import Users
 from .errors import InvalidInput
 from .settings import Settings
 
@@ -73,6 +75,8 @@ class App:
     images: Images
     templates: TemplateLibrary
     generation: GenerationService
+    users: Users
+    audit: Audit
     _started: bool = field(default=False, repr=False)
     _first_request: asyncio.Event | None = field(default=None, repr=False)
     _background: list[asyncio.Task[Any]] = field(default_factory=list, repr=False)
@@ -113,7 +117,8 @@ class App:
         return cls(settings=settings, store=store, files=files, http=http, fetch_http=fetch_http,
                    providers=registry, embedder=embedder, indexer=indexer, memory=memory, jobs=jobs,
                    runner=generation.runner, sessions=sessions, profiles=profiles, images=images,
-                   templates=templates, generation=generation)
+                   templates=templates, generation=generation, users=Users(store),
+                   audit=Audit(store))
 
     async def start(self) -> None:
         """What runs before the first answer is cheap; the warm-up waits for `request_answered`."""

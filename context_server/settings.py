@@ -24,8 +24,9 @@ ENV_VARS: dict[str, str] = {
     "CONTEXT_SERVER_RATE_LIMIT_PER_MINUTE": "Generations per user per minute (default 30; 0 disables).",
     "CONTEXT_SERVER_LOG_LEVEL": "Log level for stderr logs (default INFO).",
     "CONTEXT_SERVER_EMBED_THREADS": "Threads for torch/BLAS in the embedder (default: cores, at most 2).",
-    "CONTEXT_SERVER_ALLOWED_HOSTS": "Comma-separated extra Host values accepted over HTTP.",
-    "CONTEXT_SERVER_ALLOWED_ORIGINS": "Comma-separated extra Origin values accepted over HTTP.",
+    "CONTEXT_SERVER_ALLOWED_HOSTS": "Comma-separated Host values accepted over HTTP ('name:*' for any port); "
+                                    "required off loopback, added to the loopback names on loopback.",
+    "CONTEXT_SERVER_ALLOWED_ORIGINS": "Comma-separated Origin values accepted over HTTP; required off loopback.",
     "CHROMA_URL": "Use a Chroma server (http://host:port) instead of the embedded index.",
     "OPENAI_API_KEY": "Key for the openai provider.",
     "OPENAI_BASE_URL": "Base URL for the OpenAI API (default https://api.openai.com/v1).",

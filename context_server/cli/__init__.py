@@ -56,30 +56,50 @@ def serve(transport: str, host: str = "127.0.0.1", port: int = 8000, no_auth: bo
     """Serve MCP over stdio or Streamable HTTP."""
     settings = load_settings()
     configure_logging(settings.log_level)
+    if transport == "http":
+        _check_http(settings, host, no_auth)
+    import anyio
+
     from ..app import App
-    from ..server import build_server
 
     app = App.create(settings)
-    server = build_server(app)
-    if transport == "stdio":
-        import anyio
 
-        async def run() -> None:
-            try:
-                await server.run_stdio_async()
-            finally:
-                await app.aclose()
+    async def run() -> None:
+        try:
+            if transport == "stdio":
+                from ..server import build_server
 
-        anyio.run(run)
-    else:
-        raise click.UsageError("the http transport is not available in this build yet")
+                await build_server(app).run_stdio_async()
+            else:
+                from ..server.http import serve_http
+
+                await serve_http(app, host=host, port=port, auth=not no_auth)
+        finally:
+            await app.aclose()
+
+    anyio.run(run)
+
+
+def _check_http(settings: Settings, host: str, no_auth: bool) -> None:
+    """Refuse an unsafe bind before opening anything, with a message saying what to set."""
+    from ..errors import InvalidInput
+    from ..server.http import check_bind
+
+    try:
+        check_bind(settings, host, auth=not no_auth)
+    except InvalidInput as exc:
+        raise click.UsageError(str(exc)) from None
+    if no_auth:
+        click.echo(f"warning: --no-auth: every HTTP request acts as user {settings.user!r} without a token; "
+                   "anything on this machine that can reach the port can use it", err=True)
 
 
 def _register_verbs() -> None:
     """Each verb group lives in its own module; registration is explicit, in one place."""
-    from . import templates
+    from . import templates, users
 
     main.add_command(templates.templates)
+    main.add_command(users.users)
 
 
 _register_verbs()

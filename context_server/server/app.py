@@ -14,6 +14,7 @@ from pydantic.networks import AnyUrl
 
 from .. import __version__
 from ..app import App
+from .audit import AuditMiddleware
 from .memory import register_memory
 from .resources import read_image_view, register_resources
 from .templates import list_user_prompts, register_templates, render_user_prompt
@@ -56,11 +57,14 @@ class ContextServer(MCPServer[Any]):
         lowlevel.create_initialization_options = with_list_changed  # type: ignore[method-assign]
 
     async def list_prompts(self) -> list[Prompt]:
-        return list_user_prompts(self.app)
+        """The user's templates, then any prompt registered with `add_prompt` (none in production)."""
+        return [*list_user_prompts(self.app), *await super().list_prompts()]
 
     async def get_prompt(
         self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
     ) -> GetPromptResult | InputRequiredResult:
+        if self._prompt_manager.get_prompt(name) is not None:
+            return await super().get_prompt(name, arguments, context)
         return render_user_prompt(self.app, name, arguments)
 
     async def read_resource(
@@ -74,6 +78,7 @@ class ContextServer(MCPServer[Any]):
 
 def build_server(app: App, **kwargs: Any) -> ContextServer:
     server = ContextServer(app, **kwargs)
+    server.middleware.append(AuditMiddleware(app))
     register_tools(server, app)
     register_resources(server, app)
     register_templates(server, app)

@@ -1,0 +1,163 @@
+"""Streamable HTTP at `/mcp`: the stdio server's tools behind bearer tokens, Host/Origin checks and a body cap.
+
+A request passes, in order: the Host/Origin guard (421 / 403, before anything else, so a DNS-rebinding
+page learns nothing, not even whether a token is needed), the SDK's bearer-token check (401), the SDK's
+body cap (413 past 4 MiB) and its own Host/Origin/Content-Type checks, then the MCP session. The user
+of every call is the verified token's subject; see `auth.current_user`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from mcp.server.auth.provider import AccessToken, TokenVerifier
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.transport_security import (
+    DEFAULT_MAX_REQUEST_BODY_SIZE,
+    TransportSecurityMiddleware,
+    TransportSecuritySettings,
+)
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..app import App
+from ..domain.users import Users
+from ..errors import InvalidInput
+from ..settings import Settings
+from .app import ContextServer, build_server
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "HostOriginGuard",
+    "UserTokenVerifier",
+    "build_http_app",
+    "check_bind",
+    "is_loopback",
+    "serve_http",
+    "transport_security",
+]
+
+log = logging.getLogger(__name__)
+
+#: SPEC §8: an HTTP request body is at most 4 MiB (the SDK's default, named here so it cannot drift).
+MAX_BODY_BYTES = DEFAULT_MAX_REQUEST_BODY_SIZE
+LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def transport_security(host: str, allowed_hosts: list[str], allowed_origins: list[str]) -> TransportSecuritySettings:
+    """Host and Origin allow-lists for a bind address: loopback names on loopback, explicit lists elsewhere.
+
+    A server on a routable address cannot guess the names its clients use (a reverse proxy's public
+    name, a LAN hostname), and accepting any would reopen DNS rebinding, so it refuses to start instead.
+    """
+    hosts, origins = list(allowed_hosts), list(allowed_origins)
+    if is_loopback(host):
+        hosts += LOOPBACK_HOSTS
+        origins += LOOPBACK_ORIGINS
+    elif not hosts or not origins:
+        missing = " and ".join(
+            name for name, value in (("CONTEXT_SERVER_ALLOWED_HOSTS", hosts),
+                                     ("CONTEXT_SERVER_ALLOWED_ORIGINS", origins)) if not value
+        )
+        raise InvalidInput(
+            f"binding to {host} (not loopback) needs explicit allow-lists: set {missing}. "
+            "CONTEXT_SERVER_ALLOWED_HOSTS is the comma-separated Host values clients send "
+            "(e.g. mcp.example.com,mcp.example.com:443; 'name:*' allows any port); "
+            "CONTEXT_SERVER_ALLOWED_ORIGINS is the browser origins allowed to call "
+            "(e.g. https://mcp.example.com). See docs/team.md."
+        )
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts,
+                                     allowed_origins=origins)
+
+
+class UserTokenVerifier(TokenVerifier):
+    """The SDK's verifier seam, answered from the `tokens` table: a live token of a live user, or nothing."""
+
+    def __init__(self, users: Users) -> None:
+        self.users = users
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        user_id = self.users.verify(token)
+        if user_id is None:
+            return None
+        return AccessToken(token=token, client_id=user_id, subject=user_id, scopes=[])
+
+
+class HostOriginGuard:
+    """Checks Host and Origin on every HTTP request, ahead of authentication and on every path.
+
+    The SDK runs the same check inside the MCP endpoint, after the bearer check; running it first also
+    covers requests without a token and any path other than `/mcp`. Statuses follow the SDK: 421 for
+    a bad Host, 403 for a bad Origin.
+    """
+
+    def __init__(self, app: ASGIApp, settings: TransportSecuritySettings) -> None:
+        self.app = app
+        self.security = TransportSecurityMiddleware(settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refused = await self.security.validate_request(Request(scope), is_post=False)
+            if refused is not None:
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def check_bind(settings: Settings, host: str, *, auth: bool) -> TransportSecuritySettings:
+    """The transport security for this bind; raises `InvalidInput` saying what to change when it is unsafe."""
+    if not auth and not is_loopback(host):
+        raise InvalidInput(f"--no-auth is refused on {host}: without tokens anyone who can reach the port "
+                           "acts as one user. Bind to 127.0.0.1, or create tokens with `context-server users add`.")
+    return transport_security(host, settings.allowed_hosts, settings.allowed_origins)
+
+
+def build_http_app(app: App, *, host: str, port: int, auth: bool = True,
+                   extend: Callable[[ContextServer], None] | None = None) -> tuple[ContextServer, ASGIApp]:
+    """The MCP server and the ASGI app serving it; raises `InvalidInput` for an unsafe configuration.
+
+    `extend` registers more tools, resources or prompts before the app is built (the conformance
+    fixtures use it, so the suite runs against exactly this wiring).
+    """
+    security = check_bind(app.settings, host, auth=auth)
+    kwargs: dict[str, Any] = {}
+    if auth:
+        base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+        kwargs["token_verifier"] = UserTokenVerifier(app.users)
+        # The SDK requires an issuer URL; it is only used to advertise an OAuth authorization server,
+        # which static tokens do not have, so it names this server and nothing links to it.
+        # resource_server_url=None keeps the SDK from publishing protected-resource metadata: a client
+        # reading it would try an OAuth flow that cannot succeed, instead of using its configured header.
+        kwargs["auth"] = AuthSettings(issuer_url=base, resource_server_url=None)  # type: ignore[arg-type]
+    server = build_server(app, **kwargs)
+    if extend is not None:
+        extend(server)
+    starlette = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security, host=host,
+                                           max_request_body_size=MAX_BODY_BYTES)
+    return server, HostOriginGuard(starlette, security)
+
+
+async def serve_http(app: App, *, host: str, port: int, auth: bool = True,
+                     extend: Callable[[ContextServer], None] | None = None) -> None:
+    """Serve until interrupted; logs go through the stdlib root logger (stderr), never stdout."""
+    import uvicorn
+
+    _, asgi = build_http_app(app, host=host, port=port, auth=auth, extend=extend)
+    config = uvicorn.Config(asgi, host=host, port=port, log_config=None, server_header=False,
+                            log_level=app.settings.log_level.lower())
+    log.info("serving Streamable HTTP at http://%s:%d/mcp (%s)", host, port,
+             "bearer tokens" if auth else f"no auth, acting as {app.settings.user!r}")
+    await uvicorn.Server(config).serve()
