@@ -49,9 +49,11 @@ class Probe:
 FOREIGN_ID_PROBES = [
     Probe("tool", "get_generation", {"job_id": "{job_id}"}),
     Probe("tool", "get_generation", {"job_id": "{running_job_id}"}),
-    Probe("tool", "generate_image", {"prompt": "a cat", "reference": "{image_id}", "dry_run": True},
-          alice_sees=False),
-    Probe("tool", "generate_image", {"prompt": "a cat", "reference": "{image_id}", "seed": 7}, alice_sees=False),
+    Probe("tool", "generate_image", {"prompt": "a cat", "reference": "{image_id}", "dry_run": True}),
+    Probe("tool", "generate_image", {"prompt": "a cat", "reference": "{image_id}", "seed": 7}),
+    Probe("tool", "edit_image", {"image": "{image_id}", "instruction": "make it blue"}),
+    Probe("tool", "update_memory", {"memory_id": "{memory_id}", "content": "x"}, destructive=True),
+    Probe("tool", "delete_memory", {"memory_id": "{memory_id}"}, destructive=True),
     Probe("tool", "get_template", {"name": "{template}"}),
     Probe("tool", "get_template", {"name": "{template}", "version": 1}),
     Probe("tool", "generate_image", {"prompt": "a cat", "template": "{template}",
@@ -74,6 +76,13 @@ LISTING_PROBES = [
                                      "dry_run": True}),
     Probe("resource", "image://list"),
     Probe("resource", "template://list"),
+    Probe("tool", "get_all_memories", {"limit": 200}),
+    Probe("tool", "search_memories", {"query": "lighthouse style stormy indigo", "limit": 50}),
+    Probe("tool", "search_images", {"query": "lighthouse", "limit": 50}),
+    Probe("tool", "get_profile"),
+    Probe("tool", "generate_image", {"prompt": "a lighthouse at dusk in a storm", "dry_run": True}),
+    Probe("resource", "memory://all"),
+    Probe("resource", "profile://me"),
     Probe("list", "prompts"),
     Probe("list", "resources"),
     Probe("list", "resource_templates"),
@@ -133,8 +142,14 @@ async def seed_alice(client: Client) -> dict[str, str]:
         "body": f"{CANARY} poster of {{subject}}",
         "arguments": [{"name": "subject", "description": f"{CANARY} subject", "required": True}]})
     assert not saved.is_error, saved.content
+    memory = await client.call_tool("save_memory", {"content": f"{CANARY} lighthouse style: stormy indigo",
+                                                    "kind": "style", "pinned": True})
+    assert not memory.is_error and memory.structured_content, memory.content
+    profile = await client.call_tool("update_profile", {"default_negative_prompt": f"{CANARY} blur"})
+    assert not profile.is_error, profile.content
     return {"image_id": made.structured_content["image_id"], "job_id": made.structured_content["job_id"],
-            "running_job_id": running.structured_content["job_id"], "template": CANARY_TEMPLATE}
+            "running_job_id": running.structured_content["job_id"], "template": CANARY_TEMPLATE,
+            "memory_id": memory.structured_content["memory_id"]}
 
 
 def missing_like(ids: dict[str, str]) -> dict[str, str]:

@@ -212,8 +212,8 @@ class MemoryService:
             check_choice("scope", scope, SCOPES)
         if not 1 <= limit <= MAX_LIST:
             raise InvalidInput(f"limit must be between 1 and {MAX_LIST}, got {limit}")
-        where, params = ["user_id = ?"], [user_id]
-        where.append(visibility_sql(scope, session_id, params))
+        params: builtins.list[Any] = [user_id]
+        where = [visibility_sql(scope, session_id, params)]
         if kind is not None:
             where.append("kind = ?")
             params.append(kind)
@@ -222,7 +222,8 @@ class MemoryService:
             where.append("(created_at < ? OR (created_at = ? AND id < ?))")
             params.extend([created_at, created_at, last_id])
         rows = self.store.query(
-            f"SELECT * FROM memories WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?",
+            f"SELECT * FROM memories WHERE user_id = ? AND {' AND '.join(where)} "
+            "ORDER BY created_at DESC, id DESC LIMIT ?",
             [*params, limit + 1],
         )
         page = [Memory.from_row(row) for row in rows[:limit]]
@@ -311,14 +312,15 @@ class MemoryService:
     ) -> dict[str, Any] | None:
         """The memory `text` would duplicate, per the rule in the module docstring, or None."""
         params: builtins.list[Any] = [user_id, kind]
-        same = "m.user_id = ? AND m.kind = ? AND " + visibility_sql(scope, session, params, column="m.")
-        exact = self.store.query(f"SELECT * FROM memories m WHERE {same} AND m.content = ?", [*params, text])
+        same = "m.kind = ? AND " + visibility_sql(scope, session, params, column="m.")
+        exact = self.store.query(f"SELECT * FROM memories m WHERE m.user_id = ? AND {same} AND m.content = ?",
+                                 [*params, text])
         rows = {row["id"]: row for row in exact}
         match = fts_query(text)
         if match is not None:
             for row in self.store.query(
                 f"SELECT m.* FROM memories_fts JOIN memories m ON m.rowid = memories_fts.rowid "
-                f"WHERE memories_fts MATCH ? AND {same} "
+                f"WHERE memories_fts MATCH ? AND m.user_id = ? AND {same} "
                 f"ORDER BY bm25(memories_fts) LIMIT {_MERGE_CANDIDATES}",
                 [match, *params],
             ):
