@@ -161,7 +161,10 @@ class App:
         await self.providers.aclose()
         await self.http.aclose()
         await self.fetch_http.aclose()
-        await anyio.to_thread.run_sync(self.indexer.close)
+        # Closing waits behind a warm-up still loading the model; a stopping server need not wait for that:
+        # the kernel releases the directory lock when the process exits, and SQLite stays the truth.
+        with anyio.move_on_after(0.5):
+            await anyio.to_thread.run_sync(self.indexer.close, abandon_on_cancel=True)
         self.store.close()
 
     def style_words(self, user_id: str, limit: int = 50) -> list[str]:

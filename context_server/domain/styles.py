@@ -52,6 +52,8 @@ class StyleSelector:
         for memory in session:
             chosen.setdefault(memory.memory_id,
                               AppliedStyle(memory_id=memory.memory_id, content=memory.content, score=1.0))
+        if not self._has_rankable_styles(user_id):
+            return list(chosen.values())  # nothing to rank: never wait for the model for nothing
         candidates = [m for m in self.memory.search(user_id, prompt, limit=10, kind="style")
                       if m.memory_id not in chosen and (m.score or 0.0) >= rule.threshold]
         candidates.sort(key=lambda m: (round(m.score or 0.0, 2), math.log1p(m.use_count), m.updated_at),
@@ -60,3 +62,9 @@ class StyleSelector:
             chosen[memory.memory_id] = AppliedStyle(memory_id=memory.memory_id, content=memory.content,
                                                     score=round(memory.score or 0.0, 4))
         return list(chosen.values())
+
+    def _has_rankable_styles(self, user_id: str) -> bool:
+        row = self.memory.store.one(
+            "SELECT 1 AS x FROM memories WHERE user_id = ? AND kind = 'style' AND scope = 'long_term' "
+            "AND pinned = 0 LIMIT 1", [user_id])
+        return row is not None
