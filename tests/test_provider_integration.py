@@ -9,16 +9,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 from mcp import Client, StdioServerParameters
 
+from context_server.adapters.embedder import Embedder
+from context_server.adapters.providers.base import Provider
 from context_server.adapters.providers.openai import OpenAIProvider
 from context_server.adapters.providers.placeholder import PlaceholderProvider
+from context_server.adapters.providers.remote import build_remote_providers
 from context_server.adapters.providers.replicate import ReplicateProvider
 from context_server.app import App
 from context_server.server import build_server
 from context_server.settings import Settings
-from tests.fakes import OpenAIFake, ReplicateFake, serve_in_thread
+from tests.fakes import FakeProvider, OpenAIFake, ReplicateFake, SdWebUIFake, StabilityFake, serve_in_thread
 
 from .conftest import call, call_error
 
@@ -132,3 +136,46 @@ async def test_the_installed_server_reaches_a_fake_provider_through_its_base_url
     assert data["status"] == "completed" and Path(data["path"]).is_file()
     assert fake.requests and fake.requests[-1].prompt == data["final_prompt"]
     assert next(p for p in providers["providers"] if p["name"] == "openai")["configured"] is True
+
+
+def _provider(name: str, env: dict[str, str], client: httpx.AsyncClient) -> Provider:
+    return next(p for p in build_remote_providers(env, client) if p.name == name)
+
+
+# provider, its fake, a text-to-image model, a model that edits
+PROVIDERS = [
+    ("openai", OpenAIFake, "gpt-image-1", "gpt-image-1"),
+    ("stability", StabilityFake, "core", "inpaint"),
+    ("sd_webui", SdWebUIFake, "webui", "webui"),
+    ("replicate", ReplicateFake, "black-forest-labs/flux-schnell", "black-forest-labs/flux-dev"),
+]
+
+
+@pytest.mark.parametrize(("name", "fake_cls", "model", "edit_model"), PROVIDERS, ids=[p[0] for p in PROVIDERS])
+async def test_every_provider_receives_the_enriched_prompt_and_edits_where_it_can(
+    make_settings: Callable[..., Settings], embedder: Embedder, name: str, fake_cls: type[FakeProvider],
+    model: str, edit_model: str,
+) -> None:
+    fake = fake_cls()
+    env = fake_cls.env("http://fake")
+    settings = Settings.from_env(env | {"CONTEXT_SERVER_HOME": str(make_settings().home)})
+    client = fake.client()
+    provider = _provider(name, settings.provider_env, client)
+    if name == "replicate":
+        provider = ReplicateProvider(settings.provider_env, client, poll_interval=0.01)
+    app = App.create(settings, http_client=client, providers=[PlaceholderProvider(), provider], embedder=embedder)
+    async with Client(build_server(app)) as mcp:
+        await call(mcp, "save_memory", content="stormy indigo palette", kind="style", pinned=True)
+        made = await call(mcp, "generate_image", prompt="a heron at dawn", template="watercolour",
+                          provider=name, model=model, aspect_ratio="1:1")
+        prompts = [r.prompt for r in fake.requests if r.prompt]
+        assert prompts[-1] == made["final_prompt"]
+        assert "a heron at dawn" in made["final_prompt"] and "stormy indigo palette" in made["final_prompt"]
+        edited = await call(mcp, "edit_image", image="the previous one", instruction="add falling snow",
+                            provider=name, model=edit_model)
+        assert edited["parent_id"] == made["image_id"]
+        assert edited["applied"]["reference"]["mode"] == "image_to_image"
+        sent = fake.requests[-1] if name != "replicate" else next(
+            r for r in reversed(fake.requests) if r.method == "POST" and r.path.endswith("/predictions"))
+        assert sent.files or (sent.json and any("image" in k for k in (sent.json.get("input") or sent.json)))
+    await app.aclose()
