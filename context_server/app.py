@@ -161,6 +161,10 @@ class App:
         await self.providers.aclose()
         await self.http.aclose()
         await self.fetch_http.aclose()
+        try:
+            self.sessions.close()
+        except Exception:
+            log.warning("could not purge the ending sessions' memories", exc_info=True)
         await anyio.to_thread.run_sync(self.indexer.close)
         self.store.close()
 
