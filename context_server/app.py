@@ -161,6 +161,10 @@ class App:
         await self.providers.aclose()
         await self.http.aclose()
         await self.fetch_http.aclose()
+        try:
+            self.sessions.close()
+        except Exception:
+            log.warning("could not purge the ending sessions' memories", exc_info=True)
         # Closing waits behind a warm-up still loading the model; a stopping server need not wait for that:
         # the kernel releases the directory lock when the process exits, and SQLite stays the truth.
         with anyio.move_on_after(0.5):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import threading
 from collections.abc import Callable
 
 import pytest
 
 from context_server.adapters.embedder import Embedder
-from context_server.adapters.index import VectorIndex
+from context_server.adapters.index import IndexLock, VectorIndex
 from context_server.adapters.store import Store, now_iso
 from context_server.domain.indexing import Indexer
 from context_server.settings import Settings
@@ -275,3 +276,36 @@ def test_a_failure_in_use_falls_back_to_fts_and_maintain_repairs_it(store: Store
     indexer.maintain()
     assert indexer.uses_vectors and not indexer.status()["damaged"]
     assert [hit for hit, _ in indexer.search("ann", "memories", "blue church windows", 1)] == [memory_id]
+
+
+def test_the_first_search_waits_for_the_warm_up_that_is_taking_the_index(
+    settings: Settings, store: Store, embedder: Embedder
+) -> None:
+    """The warm-up thread takes the index while the client's first search arrives: the search must wait
+    and answer by meaning, not by keywords (FTS5 would find nothing for "pet breed" here)."""
+    opening = threading.Event()
+    release = threading.Event()
+
+    def slow_open() -> VectorIndex:
+        opening.set()
+        release.wait(10)
+        return VectorIndex(settings)
+
+    idx = Indexer(store, embedder, slow_open, IndexLock(settings.home / "chroma.lock"))
+    try:
+        dog = add_memory(store, idx, "ann", "My dog is a black labrador called Ink")
+        warm_up = threading.Thread(target=idx.take_index)
+        warm_up.start()
+        assert opening.wait(10)
+        found: list[list[tuple[str, float]]] = []
+        searcher = threading.Thread(target=lambda: found.append(idx.search("ann", "memories", "pet breed", 3)))
+        searcher.start()
+        searcher.join(0.3)
+        assert searcher.is_alive(), "the search answered before the index was taken"
+        release.set()
+        warm_up.join(30)
+        searcher.join(30)
+        assert [item for item, _ in found[0]] == [dog]
+    finally:
+        release.set()
+        idx.close()

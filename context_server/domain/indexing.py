@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 OPS = ("upsert", "delete")
 _PAGE = 256
+#: How long the first search waits for a rebuild that the warm-up is running before it answers from FTS5.
+REBUILD_PATIENCE_SECONDS = 2.0
 
 
 class Indexer:
@@ -63,7 +66,7 @@ class Indexer:
         self._lock = lock
         self._index: VectorIndex | None = None
         self._work = threading.RLock()  # serialises drain / rebuild / repair
-        self._tried = False  # whether take_index has run once (the first search waits for it)
+        self._tried = False  # whether take_index has finished once (the first search waits for it)
         self._damaged = False
         self._rebuilding = False
 
@@ -187,22 +190,41 @@ class Indexer:
         """Take the lock if free and bring the index up to date (model check, repair, drain). Never blocks on
         the lock; waits for the embedder. True when this process now searches with vectors."""
         with self._work:
-            self._tried = True
-            if self._index is None:
-                if self._lock is not None and not self._lock.try_acquire():
-                    return False
-                self._index = self._factory()
-                log.info("took the vector index")
             try:
-                self.check_model()
-                self.repair_if_damaged()
-                self.drain()
-            except EmbedderUnavailable:
-                log.error("no embedder: searching with the full-text fallback", exc_info=True)
-            except IndexDamaged:
-                self._damaged = True
-                log.error("the vector index cannot be repaired now; will retry", exc_info=True)
-            return self.uses_vectors
+                if self._index is None:
+                    if self._lock is not None and not self._lock.try_acquire():
+                        return False
+                    self._index = self._factory()
+                    log.info("took the vector index")
+                try:
+                    self.check_model()
+                    self.repair_if_damaged()
+                    self.drain()
+                except EmbedderUnavailable:
+                    log.error("no embedder: searching with the full-text fallback", exc_info=True)
+                except IndexDamaged:
+                    self._damaged = True
+                    log.error("the vector index cannot be repaired now; will retry", exc_info=True)
+                return self.uses_vectors
+            finally:
+                self._tried = True
+
+    def _first_take(self) -> None:
+        """Before the first search: take the index, or wait for the warm-up thread that is taking it. A
+        rebuild that has run longer than `REBUILD_PATIENCE_SECONDS` is not waited for (FTS5 answers)."""
+        rebuilding_since: float | None = None
+        while not self._work.acquire(timeout=0.05):
+            if not self._rebuilding:
+                rebuilding_since = None
+                continue
+            rebuilding_since = rebuilding_since or time.monotonic()
+            if time.monotonic() - rebuilding_since > REBUILD_PATIENCE_SECONDS:
+                return
+        try:
+            if not self._tried:
+                self.take_index()
+        finally:
+            self._work.release()
 
     def close(self) -> None:
         """Let go of the index and the lock (shutdown), so another process can take them."""
@@ -365,7 +387,7 @@ class Indexer:
         if not self._tried:
             # The first search waits for the index (and the model) rather than answering by keywords while
             # the background warm-up has not got that far; a process without the lock returns at once.
-            self.take_index()
+            self._first_take()
         if self.uses_vectors:
             if self.store.one("SELECT 1 AS x FROM outbox LIMIT 1"):
                 self.drain()

@@ -2,12 +2,17 @@
 
 Over stdio the process is the connection; over HTTP it is the `Mcp-Session-Id` the client was given
 (clients on the stateless 2026 protocol share one session per user). A session remembers the last image
-("the previous one") and owns session-scope memories, which are purged when it expires.
+("the previous one") and owns session-scope memories, which are purged when it expires or the server
+shuts down.
+
+Session ids are salted per `Sessions` object (per process): the stdio key is the same string in every
+process, so without the salt a restarted server would find the last process's session memories again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,10 +37,10 @@ class Sessions:
         self.idle_seconds = idle_seconds
         self.on_expire = on_expire
         self._sessions: dict[str, Session] = {}
+        self._salt = secrets.token_hex(16)
 
-    @staticmethod
-    def session_id(user_id: str, key: str) -> str:
-        return hashlib.sha256(f"{user_id}\x00{key}".encode()).hexdigest()[:32]
+    def session_id(self, user_id: str, key: str) -> str:
+        return hashlib.sha256(f"{self._salt}\x00{user_id}\x00{key}".encode()).hexdigest()[:32]
 
     def touch(self, user_id: str, key: str) -> Session:
         """The live session for (user, connection key), created on first use; expires idle ones first."""
@@ -70,8 +75,16 @@ class Sessions:
         cutoff = time.monotonic() - self.idle_seconds
         for sid, session in list(self._sessions.items()):
             if session.last_seen < cutoff:
-                del self._sessions[sid]
-                if self.on_expire:
-                    self.on_expire(session.user_id, sid)
-                with self.store.write() as db:
-                    db.execute("delete from sessions where id = ? and user_id = ?", [sid, session.user_id])
+                self._end(sid, session)
+
+    def close(self) -> None:
+        """End every live session (server shutdown: the connections end with the process)."""
+        for sid, session in list(self._sessions.items()):
+            self._end(sid, session)
+
+    def _end(self, sid: str, session: Session) -> None:
+        del self._sessions[sid]
+        if self.on_expire:
+            self.on_expire(session.user_id, sid)
+        with self.store.write() as db:
+            db.execute("delete from sessions where id = ? and user_id = ?", [sid, session.user_id])
