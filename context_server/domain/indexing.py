@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlite_utils import Database
@@ -180,6 +180,70 @@ class Indexer:
             [row["text"] for row in rows],
             [{"kind": row["kind"], "created_at": row["created_at"]} for row in rows],
         )
+
+    def stored_vectors(self, user_id: str, collection: str) -> dict[str, list[float]]:
+        """The vectors the index holds for one user's collection, after draining (so none is stale); empty
+        when this process searches without vectors. Items missing here must be embedded by the caller."""
+        if not self.uses_vectors:
+            return {}
+        self.drain()
+        index = self._index
+        if index is None or not self.uses_vectors:
+            return {}
+        try:
+            with self._work:
+                return index.vectors(user_id, collection)
+        except IndexDamaged:
+            self._damaged = True
+            log.warning("reading vectors failed; the caller embeds instead", exc_info=True)
+            return {}
+
+    def index_embedded(
+        self, user_id: str, collection: str, items: Mapping[str, tuple[str, Sequence[float]]]
+    ) -> int:
+        """Index items the caller already embedded ({id: (text, vector)}, e.g. a bulk import) and clear
+        their outbox rows, so `drain` does not embed them a second time. An item whose text changed since
+        (or that is gone) is left to `drain`; outbox rows added while this runs are kept. Returns how many
+        were indexed; 0 without the index (the outbox keeps everything for whoever holds it)."""
+        if not items or not self.uses_vectors:
+            return 0
+        index = self._index
+        assert index is not None
+        with self._work:
+            top = (self.store.one("SELECT max(id) AS top FROM outbox") or {}).get("top") or 0
+            ids = list(items)
+            current = {
+                item_id: row
+                for start in range(0, len(ids), _PAGE)
+                for item_id, row in self._current(collection, user_id, ids[start : start + _PAGE]).items()
+                if row["text"] == items[item_id][0]
+            }
+            if not current:
+                return 0
+            rows = list(current.values())
+            try:
+                index.upsert(
+                    user_id,
+                    collection,
+                    [row["id"] for row in rows],
+                    [items[row["id"]][1] for row in rows],
+                    [row["text"] for row in rows],
+                    [{"kind": row["kind"], "created_at": row["created_at"]} for row in rows],
+                )
+            except IndexDamaged:
+                self._damaged = True
+                log.warning("vector index failed during a bulk upsert; the outbox keeps it", exc_info=True)
+                return 0
+            done = list(current)
+            with self.store.write() as db:
+                for start in range(0, len(done), _PAGE):
+                    chunk = done[start : start + _PAGE]
+                    db.execute(
+                        f"DELETE FROM outbox WHERE id <= ? AND user_id = ? AND collection = ? "
+                        f"AND item_id IN ({','.join('?' * len(chunk))})",
+                        [top, user_id, collection, *chunk],
+                    )
+            return len(done)
 
     # -- start-up and upkeep --------------------------------------------------------------------------
 
