@@ -98,6 +98,37 @@ class Indexer:
             "recorded_dimension": self._meta("embed_dimension"),
         }
 
+    def health(self) -> dict[str, Any]:
+        """For `doctor`, repairing nothing: `state` is "in_use" (another process holds the lock: fine),
+        "not_built", "ok", or a problem ("damaged", "interrupted", "mismatch", "model_changed"), with
+        `detail`. Never takes the index from its holder; a lock taken here is released before returning."""
+        status = self.status()
+        if self._meta("rebuild_pending"):
+            return {**status, "state": "interrupted", "detail": "a rebuild was interrupted"}
+        if self._meta("index_id") is None:
+            return {**status, "state": "not_built", "detail": "no index has been built yet"}
+        recorded = (self._meta("embed_model"), self._meta("embed_dimension"))
+        if recorded != (self.embedder.model_name, str(self.embedder.dimension)):
+            return {**status, "state": "model_changed",
+                    "detail": f"built with {recorded[0]}, the model is now {self.embedder.model_name}"}
+        mine = self._index is not None or self._lock is None or self._lock.held
+        if not mine and self._lock is not None and not self._lock.try_acquire():
+            return {**status, "state": "in_use", "detail": "in use by another process"}
+        index = self._index or self._factory()
+        try:
+            remote = index.get_meta()
+            index.probe(self.embedder.dimension)
+        except IndexDamaged as exc:
+            return {**status, "state": "damaged", "detail": str(exc)}
+        finally:
+            if index is not self._index:
+                index.close()
+                if not mine and self._lock is not None:
+                    self._lock.release()
+        if remote is None or remote.get("index_id") != self._meta("index_id"):
+            return {**status, "state": "mismatch", "detail": "it is not the index recorded in the database"}
+        return {**status, "state": "ok", "detail": f"{status['outbox_pending']} change(s) waiting to be indexed"}
+
     # -- writes ---------------------------------------------------------------------------------------
 
     def enqueue(
@@ -267,6 +298,17 @@ class Indexer:
                 self._damaged = True
                 log.error("the vector index cannot be repaired now; will retry", exc_info=True)
             return self.uses_vectors
+
+    def acquire(self) -> bool:
+        """Take the lock and open the index without checking or repairing it: for `reindex`, which rebuilds
+        anyway. False when another process holds it."""
+        with self._work:
+            self._tried = True
+            if self._index is None:
+                if self._lock is not None and not self._lock.try_acquire():
+                    return False
+                self._index = self._factory()
+            return True
 
     def close(self) -> None:
         """Let go of the index and the lock (shutdown), so another process can take them."""
