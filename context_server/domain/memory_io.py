@@ -129,15 +129,21 @@ def import_jsonl(memory: MemoryService, user_id: str, lines: Iterable[str],
         progress(done, total)
     if pending:
         pools = _existing_pools(memory, user_id, existing, {e.kind for e in pending})
-        for start in range(0, len(pending), _BATCH):
-            batch = pending[start : start + _BATCH]
-            vectors = np.asarray(memory.indexer.embedder.embed([e.content for e in batch]), dtype=np.float32)
-            for kind in {e.kind for e in batch}:
-                rows = [i for i, e in enumerate(batch) if e.kind == kind]
-                _merge_near(pools.setdefault(kind, _Pool()), [batch[i] for i in rows], vectors[rows])
+        # Embed shortest first, so each model batch holds texts of similar length (less padding), then
+        # decide merges in file order.
+        by_length = sorted(pending, key=lambda e: len(e.content))
+        for start in range(0, len(by_length), _BATCH):
+            batch = by_length[start : start + _BATCH]
+            for entry, vector in zip(batch, memory.indexer.embedder.embed([e.content for e in batch]), strict=True):
+                entry.vector = np.asarray(vector, dtype=np.float32)
             done += len(batch)
             if progress is not None:
                 progress(done, total)
+        for start in range(0, len(pending), _BATCH):
+            batch = pending[start : start + _BATCH]
+            for kind in {e.kind for e in batch}:
+                same = [e for e in batch if e.kind == kind]
+                _merge_near(pools.setdefault(kind, _Pool()), same, np.vstack([e.vector for e in same]))
     _write(memory, user_id, entries, existing, report)
     return report
 
@@ -288,7 +294,6 @@ def _merge_near(pool: _Pool, batch: list[_Entry], vectors: np.ndarray) -> None:
     within = vectors @ vectors.T
     kept: list[int] = []
     for i, entry in enumerate(batch):
-        entry.vector = vectors[i]
         best, target = MERGE_SIMILARITY, None
         if against_pool.shape[1]:
             j = int(against_pool[i].argmax())
