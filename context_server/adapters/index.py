@@ -213,6 +213,23 @@ class VectorIndex:
         distances = result["distances"][0] if result.get("distances") else []
         return [Hit(item_id, _similarity(d)) for item_id, d in zip(found_ids, distances, strict=True)]
 
+    def vectors(self, user_id: str, kind: str, *, page: int = 1000) -> dict[str, list[float]]:
+        """Every stored vector of one (user, kind), by id: a bulk import compares against these instead of
+        embedding the user's memories again."""
+        collection = self._collection(user_id, kind)
+        found: dict[str, list[float]] = {}
+        with _translated("read vectors"):
+            offset = 0
+            while True:
+                got = collection.get(include=["embeddings"], limit=page, offset=offset)
+                ids = got["ids"] or []
+                embeddings = got["embeddings"] if got.get("embeddings") is not None else []
+                for item_id, vector in zip(ids, embeddings, strict=True):
+                    found[item_id] = [float(x) for x in vector]
+                if len(ids) < page:
+                    return found
+                offset += page
+
     def count(self, user_id: str, kind: str) -> int:
         collection = self._collection(user_id, kind)
         with _translated("count"):

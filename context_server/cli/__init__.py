@@ -9,6 +9,7 @@ purpose is to print (a token, an export, a config snippet).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -28,7 +29,12 @@ def configure_logging(level: str) -> None:
 
 
 def load_settings() -> Settings:
+    """Settings from the environment; `context-server --home DIR ...` overrides CONTEXT_SERVER_HOME."""
+    ctx = click.get_current_context(silent=True)
+    home = ctx.find_root().params.get("home") if ctx is not None else None
     try:
+        if home:
+            return Settings.from_env({**os.environ, "CONTEXT_SERVER_HOME": str(home)})
         return Settings.from_env()
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -36,8 +42,10 @@ def load_settings() -> Settings:
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="context-server")
+@click.option("--home", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Data directory for this command (overrides CONTEXT_SERVER_HOME).")
 @click.pass_context
-def main(ctx: click.Context) -> None:
+def main(ctx: click.Context, home: str | None) -> None:
     """An MCP server for image generation with memory.
 
     Without a command, serves MCP over stdio (for Claude Desktop / Claude Code).
@@ -96,10 +104,16 @@ def _check_http(settings: Settings, host: str, no_auth: bool) -> None:
 
 def _register_verbs() -> None:
     """Each verb group lives in its own module; registration is explicit, in one place."""
-    from . import templates, users
+    from . import admin, config, images, memories, templates, users
 
     main.add_command(templates.templates)
     main.add_command(users.users)
+    main.add_command(memories.memories)
+    main.add_command(images.images)
+    main.add_command(admin.reindex)
+    main.add_command(admin.doctor)
+    main.add_command(admin.demo)
+    main.add_command(config.config)
 
 
 _register_verbs()

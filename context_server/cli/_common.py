@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -12,7 +13,7 @@ import click
 
 from ..errors import ContextServerError, InvalidInput, NotFound
 
-__all__ = ["domain_errors", "echo_json", "open_app", "user_option"]
+__all__ = ["domain_errors", "echo_json", "open_app", "progress_bar", "resolve_user", "shorten", "user_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,3 +52,32 @@ def domain_errors() -> Iterator[None]:
 
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A `progress(done, total)` callback drawing a bar on stderr (stdout carries only the verb's output).
+
+    The bar is made on the first call, when the total is known; a total of 0 draws nothing.
+    """
+    state: dict[str, Any] = {}
+
+    def progress(done: int, total: int) -> None:
+        if total <= 0:
+            return
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = click.progressbar(length=total, label=label, file=sys.stderr)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        yield progress
+    finally:
+        if "bar" in state:
+            state["bar"].__exit__(None, None, None)
+
+
+def shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlite_utils import Database
@@ -100,6 +100,37 @@ class Indexer:
             "recorded_model": self._meta("embed_model"),
             "recorded_dimension": self._meta("embed_dimension"),
         }
+
+    def health(self) -> dict[str, Any]:
+        """For `doctor`, repairing nothing: `state` is "in_use" (another process holds the lock: fine),
+        "not_built", "ok", or a problem ("damaged", "interrupted", "mismatch", "model_changed"), with
+        `detail`. Never takes the index from its holder; a lock taken here is released before returning."""
+        status = self.status()
+        if self._meta("rebuild_pending"):
+            return {**status, "state": "interrupted", "detail": "a rebuild was interrupted"}
+        if self._meta("index_id") is None:
+            return {**status, "state": "not_built", "detail": "no index has been built yet"}
+        recorded = (self._meta("embed_model"), self._meta("embed_dimension"))
+        if recorded != (self.embedder.model_name, str(self.embedder.dimension)):
+            return {**status, "state": "model_changed",
+                    "detail": f"built with {recorded[0]}, the model is now {self.embedder.model_name}"}
+        mine = self._index is not None or self._lock is None or self._lock.held
+        if not mine and self._lock is not None and not self._lock.try_acquire():
+            return {**status, "state": "in_use", "detail": "in use by another process"}
+        index = self._index or self._factory()
+        try:
+            remote = index.get_meta()
+            index.probe(self.embedder.dimension)
+        except IndexDamaged as exc:
+            return {**status, "state": "damaged", "detail": str(exc)}
+        finally:
+            if index is not self._index:
+                index.close()
+                if not mine and self._lock is not None:
+                    self._lock.release()
+        if remote is None or remote.get("index_id") != self._meta("index_id"):
+            return {**status, "state": "mismatch", "detail": "it is not the index recorded in the database"}
+        return {**status, "state": "ok", "detail": f"{status['outbox_pending']} change(s) waiting to be indexed"}
 
     # -- writes ---------------------------------------------------------------------------------------
 
@@ -184,6 +215,70 @@ class Indexer:
             [{"kind": row["kind"], "created_at": row["created_at"]} for row in rows],
         )
 
+    def stored_vectors(self, user_id: str, collection: str) -> dict[str, list[float]]:
+        """The vectors the index holds for one user's collection, after draining (so none is stale); empty
+        when this process searches without vectors. Items missing here must be embedded by the caller."""
+        if not self.uses_vectors:
+            return {}
+        self.drain()
+        index = self._index
+        if index is None or not self.uses_vectors:
+            return {}
+        try:
+            with self._work:
+                return index.vectors(user_id, collection)
+        except IndexDamaged:
+            self._damaged = True
+            log.warning("reading vectors failed; the caller embeds instead", exc_info=True)
+            return {}
+
+    def index_embedded(
+        self, user_id: str, collection: str, items: Mapping[str, tuple[str, Sequence[float]]]
+    ) -> int:
+        """Index items the caller already embedded ({id: (text, vector)}, e.g. a bulk import) and clear
+        their outbox rows, so `drain` does not embed them a second time. An item whose text changed since
+        (or that is gone) is left to `drain`; outbox rows added while this runs are kept. Returns how many
+        were indexed; 0 without the index (the outbox keeps everything for whoever holds it)."""
+        if not items or not self.uses_vectors:
+            return 0
+        index = self._index
+        assert index is not None
+        with self._work:
+            top = (self.store.one("SELECT max(id) AS top FROM outbox") or {}).get("top") or 0
+            ids = list(items)
+            current = {
+                item_id: row
+                for start in range(0, len(ids), _PAGE)
+                for item_id, row in self._current(collection, user_id, ids[start : start + _PAGE]).items()
+                if row["text"] == items[item_id][0]
+            }
+            if not current:
+                return 0
+            rows = list(current.values())
+            try:
+                index.upsert(
+                    user_id,
+                    collection,
+                    [row["id"] for row in rows],
+                    [items[row["id"]][1] for row in rows],
+                    [row["text"] for row in rows],
+                    [{"kind": row["kind"], "created_at": row["created_at"]} for row in rows],
+                )
+            except IndexDamaged:
+                self._damaged = True
+                log.warning("vector index failed during a bulk upsert; the outbox keeps it", exc_info=True)
+                return 0
+            done = list(current)
+            with self.store.write() as db:
+                for start in range(0, len(done), _PAGE):
+                    chunk = done[start : start + _PAGE]
+                    db.execute(
+                        f"DELETE FROM outbox WHERE id <= ? AND user_id = ? AND collection = ? "
+                        f"AND item_id IN ({','.join('?' * len(chunk))})",
+                        [top, user_id, collection, *chunk],
+                    )
+            return len(done)
+
     # -- start-up and upkeep --------------------------------------------------------------------------
 
     def take_index(self) -> bool:
@@ -225,6 +320,17 @@ class Indexer:
                 self.take_index()
         finally:
             self._work.release()
+
+    def acquire(self) -> bool:
+        """Take the lock and open the index without checking or repairing it: for `reindex`, which rebuilds
+        anyway. False when another process holds it."""
+        with self._work:
+            self._tried = True
+            if self._index is None:
+                if self._lock is not None and not self._lock.try_acquire():
+                    return False
+                self._index = self._factory()
+            return True
 
     def close(self) -> None:
         """Let go of the index and the lock (shutdown), so another process can take them."""

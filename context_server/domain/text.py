@@ -32,6 +32,8 @@ def sanitise(text: str) -> str:
     >>> sanitise("warm\\u202e palette\\n\\tplease\\u200b\\x07")
     'warm palette please'
     """
+    if text.isascii() and text.isprintable():  # the common case: nothing to strip (bulk imports)
+        return _WHITESPACE.sub(" ", text).strip()
     text = text.translate(_STRIP)
     cleaned = []
     for ch in text:

