@@ -63,7 +63,7 @@ class App:
     store: Store
     files: ImageFiles
     http: httpx.AsyncClient
-    fetch_http: httpx.AsyncClient
+    fetch_clients: list[httpx.AsyncClient]
     providers: ProviderRegistry
     embedder: Embedder
     indexer: Indexer
@@ -89,10 +89,11 @@ class App:
         store.migrate()
         files = ImageFiles(settings.images_path)
         http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0))
-        # Remote image fetches get a client of their own: no base URL, no provider auth headers.
-        fetch_http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        # Remote image fetches get a client of their own (no base URL, no provider auth headers), made on
+        # first use: most sessions never fetch a URL, and a client costs ~30 ms of start-up.
+        fetch_clients: list[httpx.AsyncClient] = []
         registry = ProviderRegistry(providers if providers is not None else default_providers(settings, http))
-        embedder = embedder or Embedder(settings.embed_threads)
+        embedder = embedder or Embedder(settings.embed_threads, cache_dir=settings.home / "models")
         indexer = Indexer.for_settings(settings, store, embedder)
         memory = MemoryService(store, indexer)
         jobs = Jobs(store)
@@ -103,9 +104,12 @@ class App:
         references = References(store, lambda user, query, limit: indexer.search(user, "images", query, limit))
 
         async def fetch(url: str) -> bytes:
-            return await fetch_remote_image(url, fetch_http)
+            if not fetch_clients:
+                fetch_clients.append(httpx.AsyncClient(follow_redirects=False, trust_env=False))
+            return await fetch_remote_image(url, fetch_clients[0])
 
-        enricher = Enricher(profiles, templates, references, images, registry, fetch, StyleSelector(memory))
+        enricher = Enricher(profiles, templates, references, images, registry, fetch, StyleSelector(memory),
+                            prefetch=embedder.embed)
         generation = GenerationService(
             store, files, registry, enricher, jobs, JobRunner(), sessions,
             RateLimiter(settings.rate_limit_per_minute), settings.wait_seconds,
@@ -114,7 +118,7 @@ class App:
             lambda db, user, image_id, row: indexer.enqueue(db, user, "images", image_id, "upsert", row["prompt"]))
         generation.on_memories_used.append(memory.mark_used)
         images.on_delete.append(lambda db, user, image_id: indexer.enqueue(db, user, "images", image_id, "delete"))
-        return cls(settings=settings, store=store, files=files, http=http, fetch_http=fetch_http,
+        return cls(settings=settings, store=store, files=files, http=http, fetch_clients=fetch_clients,
                    providers=registry, embedder=embedder, indexer=indexer, memory=memory, jobs=jobs,
                    runner=generation.runner, sessions=sessions, profiles=profiles, images=images,
                    templates=templates, generation=generation, users=Users(store),
@@ -160,7 +164,8 @@ class App:
         await self.runner.aclose()
         await self.providers.aclose()
         await self.http.aclose()
-        await self.fetch_http.aclose()
+        for client in self.fetch_clients:
+            await client.aclose()
         try:
             self.sessions.close()
         except Exception:

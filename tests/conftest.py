@@ -73,8 +73,9 @@ async def call_error(client: Client, tool: str, **args: Any) -> str:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    model = Embedder(threads=2)
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
+    """The production set-up: the packaged weights exported once to ONNX in a cache directory."""
+    model = Embedder(threads=2, cache_dir=tmp_path_factory.mktemp("models"))
     model.start()
     model.wait(timeout=120)
     return model

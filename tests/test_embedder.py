@@ -88,3 +88,19 @@ def test_loading_is_in_the_background_and_never_writes_to_stdout(tmp_path: Path)
     result = json.loads(report.read_text())
     assert result["returned_after"] < 1.0 and result["ready_at_return"] is False
     assert result["dim"] == 384
+
+
+def test_the_onnx_runtime_gives_the_same_vectors_as_sentence_transformers(
+    embedder: Embedder, tmp_path: Path
+) -> None:
+    """Production embeds with ONNX Runtime (exported from the packaged weights); torch is the fallback.
+    The two must agree, or an index built by one would be searched with the other's vectors."""
+    assert embedder.backend == "onnx"
+    torch_model = Embedder(threads=2)  # no cache directory: sentence-transformers on torch
+    texts = ["muted watercolour with soft edges", "a logo for a coffee shop", "spaceship"]
+    onnx_vectors = embedder.embed(texts)
+    torch_vectors = torch_model.embed(texts)
+    assert torch_model.backend == "torch"
+    for a, b in zip(onnx_vectors, torch_vectors, strict=True):
+        assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5
+    assert embedder.status().backend == "onnx"

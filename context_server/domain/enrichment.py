@@ -21,10 +21,11 @@ from ..errors import InvalidInput
 from ..models import Applied, AppliedReference, AppliedStyle
 from .images import Images
 from .profile import Profiles
-from .references import References
+from .references import References, reference_subject
 from .requests import GenerationInput
 from .sessions import Session
 from .templates import TemplateLibrary
+from .text import sanitise
 
 __all__ = ["Enricher", "Enrichment", "StyleSource"]
 
@@ -34,6 +35,10 @@ FetchFn = Callable[[str], Awaitable[bytes]]
 class StyleSource(Protocol):
     def styles_for(self, user_id: str, session_id: str, prompt: str, strength: str) -> list[AppliedStyle]:
         """Pinned styles, the styles relevant to `prompt` and this session's styles, best first."""
+        ...
+
+    def wants_query(self, user_id: str, strength: str) -> bool:
+        """Whether styles_for will embed the prompt."""
         ...
 
 
@@ -55,7 +60,11 @@ class Enrichment:
 
 class Enricher:
     def __init__(self, profiles: Profiles, templates: TemplateLibrary, references: References, images: Images,
-                 providers: ProviderRegistry, fetch_image: FetchFn, styles: StyleSource | None = None) -> None:
+                 providers: ProviderRegistry, fetch_image: FetchFn, styles: StyleSource | None = None,
+                 prefetch: Callable[[list[str]], object] | None = None) -> None:
+        #: Embeds several query texts in one batch ahead of the lookups that need them (they then hit the
+        #: embedder's cache): one model call instead of two when a prompt has styles and a reference.
+        self.prefetch = prefetch
         self.profiles = profiles
         self.templates = templates
         self.references = references
@@ -79,9 +88,18 @@ class Enricher:
             result.applied.template = f"{template.name}@v{template.version}"
         if inp.apply_memory:
             self._apply_profile(result, inp, result.profile)
+            await self._prefetch(user_id, inp, result.profile)
             await anyio.to_thread.run_sync(self._apply_styles, result, user_id, session, inp)
         await self._apply_reference(result, user_id, session, inp)
         return result
+
+    async def _prefetch(self, user_id: str, inp: GenerationInput, profile: dict[str, Any]) -> None:
+        if self.prefetch is None or self.styles is None or not inp.reference:
+            return
+        subject = reference_subject(inp.reference)
+        strength = str(profile.get("style_strength") or "light")
+        if subject and self.styles.wants_query(user_id, strength):
+            await anyio.to_thread.run_sync(self.prefetch, [sanitise(inp.prompt), subject])
 
     def _apply_template(self, user_id: str, inp: GenerationInput) -> str:
         """Render the template; the prompt fills its `subject` (or `prompt`) argument when the caller

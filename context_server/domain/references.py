@@ -26,7 +26,7 @@ from ..adapters.store import Store
 from ..errors import InvalidInput, NotFound
 from .sessions import Session
 
-__all__ = ["MIN_SCORE", "Reference", "References"]
+__all__ = ["MIN_SCORE", "Reference", "References", "reference_subject"]
 
 SearchFn = Callable[[str, str, int], list[tuple[str, float]]]
 """(user_id, query, limit) → [(image_id, score 0..1)], best first."""
@@ -41,6 +41,14 @@ _STOP = re.compile(
     r"\b(?:my|the|a|an|last|latest|previous|recent|most|earlier|before|from|of|image|images|picture|"
     r"pictures|pic|photo|photos|one|that|this|use|again|i|made|generated|created)\b"
 )
+
+
+def reference_subject(words: str) -> str:
+    """What "my last X image" is about (X), or "" for ids, session words and "my last image"."""
+    text = " ".join(words.strip().lower().split())
+    if not text or _ID.match(text) or _SESSION_WORDS.match(text):
+        return ""
+    return " ".join(_STOP.sub(" ", text).split())
 
 
 @dataclass
@@ -76,7 +84,7 @@ class References:
                     return Reference(row["id"], row["prompt"], 1.0, row)
             raise NotFound("there is no previous image in this session yet; give an image id or describe it "
                            "('my last spaceship image')")
-        subject = " ".join(_STOP.sub(" ", text).split())
+        subject = reference_subject(words)
         if not subject:
             row = self.store.one("select * from images where user_id = ? and incognito = 0 "
                                  "order by created_at desc limit 1", [user_id])
