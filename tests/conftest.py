@@ -26,6 +26,13 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(autouse=True)
+def _share_the_loaded_model(monkeypatch: pytest.MonkeyPatch, embedder: Embedder) -> None:
+    """Every in-process App uses the session's loaded model (the same real Embedder) instead of loading
+    and exporting its own in the background, which took seconds of CPU in the middle of timed tests."""
+    monkeypatch.setattr("context_server.app.Embedder", lambda *args, **kwargs: embedder)
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"

@@ -244,7 +244,8 @@ class MemoryService:
         return [Memory.from_row(row) for row in rows]
 
     def search(
-        self, user_id: str, query: str, limit: int = 5, kind: str | None = None, session_id: str | None = None
+        self, user_id: str, query: str, limit: int = 5, kind: str | None = None, session_id: str | None = None,
+        min_score: float = 0.0,
     ) -> builtins.list[Memory]:
         """Memories ranked by meaning (`score` in [0, 1], see `Indexer.search`); this session's included."""
         text = sanitise(query)
@@ -255,7 +256,7 @@ class MemoryService:
         if kind is not None:
             check_choice("kind", kind, KINDS)
         where = {"kind": kind} if kind else None
-        hits = dict(self.indexer.search(user_id, "memories", text, limit, where=where))
+        hits = dict(self.indexer.search(user_id, "memories", text, limit, where=where, min_score=min_score))
         found = [Memory.from_row(row, hits[row["id"]]) for row in self._rows(user_id, hits)]
         if session_id:
             found.extend(self._search_session(user_id, session_id, text, kind))

@@ -54,7 +54,8 @@ class StyleSelector:
                               AppliedStyle(memory_id=memory.memory_id, content=memory.content, score=1.0))
         if not self._has_rankable_styles(user_id):
             return list(chosen.values())  # nothing to rank: never wait for the model for nothing
-        candidates = [m for m in self.memory.search(user_id, prompt, limit=10, kind="style")
+        candidates = [m for m in self.memory.search(user_id, prompt, limit=10, kind="style",
+                                                    min_score=rule.threshold)
                       if m.memory_id not in chosen and (m.score or 0.0) >= rule.threshold]
         candidates.sort(key=lambda m: (round(m.score or 0.0, 2), math.log1p(m.use_count), m.updated_at),
                         reverse=True)
