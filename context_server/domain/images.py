@@ -10,7 +10,7 @@ from typing import Any
 from ..adapters.files import ImageFiles
 from ..adapters.store import Store
 from ..errors import InvalidInput, NotFound
-from .paging import decode_cursor, encode_cursor
+from .paging import decode_cursor, page
 
 __all__ = ["Images"]
 
@@ -68,8 +68,7 @@ class Images:
             sql += " and (created_at < ? or (created_at = ? and id < ?))"
             params += [before[0], before[0], before[1]]
         rows = self.store.query(sql + " order by created_at desc, id desc limit ?", [*params, limit + 1])
-        next_cursor = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
-        return rows[:limit], next_cursor
+        return page(rows, limit)
 
     def delete(self, user_id: str, image_id: str) -> None:
         row = self.get(user_id, image_id)

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..adapters.store import Store, now_iso
 from ..errors import NotFound
+from .paging import decode_cursor, page
 
 __all__ = ["PROCESS_OWNER", "JobRunner", "Jobs", "owner_is_alive"]
 
@@ -94,14 +95,16 @@ class Jobs:
                 [error, now_iso(), job_id, user_id],
             )
 
-    def recent(self, user_id: str, limit: int, before: tuple[str, str] | None) -> list[dict[str, Any]]:
+    def recent(self, user_id: str, limit: int, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """This user's jobs, newest first: a page and the cursor of the next one."""
+        before = decode_cursor(cursor)
         sql = "select * from jobs where user_id = ? and incognito = 0"
         params: list[Any] = [user_id]
         if before:
             sql += " and (created_at < ? or (created_at = ? and id < ?))"
             params += [before[0], before[0], before[1]]
         sql += " order by created_at desc, id desc limit ?"
-        return self.store.query(sql, [*params, limit])
+        return page(self.store.query(sql, [*params, limit + 1]), limit)
 
     def interrupted(self) -> list[dict[str, Any]]:
         """Running jobs (any user) whose owning process is gone."""

@@ -47,11 +47,10 @@ from context_server.domain.memory_rules import (
     check_choice,
     check_content,
     check_tags,
-    decode_cursor,
-    encode_cursor,
     merge_tags,
     visibility_sql,
 )
+from context_server.domain.paging import decode_cursor, page
 from context_server.domain.text import fts_query, normalise_for_match, sanitise
 from context_server.errors import InvalidInput, NotFound
 
@@ -217,8 +216,9 @@ class MemoryService:
         if kind is not None:
             where.append("kind = ?")
             params.append(kind)
-        if cursor is not None:
-            created_at, last_id = decode_cursor(cursor)
+        before = decode_cursor(cursor)
+        if before is not None:
+            created_at, last_id = before
             where.append("(created_at < ? OR (created_at = ? AND id < ?))")
             params.extend([created_at, created_at, last_id])
         rows = self.store.query(
@@ -226,9 +226,8 @@ class MemoryService:
             "ORDER BY created_at DESC, id DESC LIMIT ?",
             [*params, limit + 1],
         )
-        page = [Memory.from_row(row) for row in rows[:limit]]
-        next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-        return page, next_cursor
+        shown, next_cursor = page(rows, limit)
+        return [Memory.from_row(row) for row in shown], next_cursor
 
     def pinned(
         self, user_id: str, kind: str = "style", session_id: str | None = None

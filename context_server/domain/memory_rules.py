@@ -6,8 +6,6 @@ an `InvalidInput` whose message names what is allowed, because the assistant rea
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,8 +27,6 @@ __all__ = [
     "check_choice",
     "check_content",
     "check_tags",
-    "decode_cursor",
-    "encode_cursor",
     "merge_tags",
     "visibility_sql",
 ]
@@ -136,17 +132,3 @@ def check_tags(tags: Sequence[str] | None) -> list[str]:
 def merge_tags(existing: list[str], new: list[str]) -> list[str]:
     return list(dict.fromkeys([*existing, *new]))[:MAX_TAGS]
 
-
-def encode_cursor(row: dict[str, Any]) -> str:
-    raw = json.dumps([row["created_at"], row["id"]]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        created_at, last_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if isinstance(created_at, str) and isinstance(last_id, str):
-            return created_at, last_id
-    except (ValueError, TypeError, binascii.Error):
-        pass
-    raise InvalidInput("cursor is not valid: pass the next_cursor from the previous page unchanged")

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+from typing import Any
 
 from ..errors import InvalidInput
 
-__all__ = ["decode_cursor", "encode_cursor"]
+__all__ = ["decode_cursor", "encode_cursor", "page"]
 
 
 def encode_cursor(created_at: str, item_id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps([created_at, item_id]).encode()).decode()
+
+
+def page(rows: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    """Split `limit + 1` newest-first rows into the page and the cursor of the next one (None: last page)."""
+    if len(rows) > limit:
+        return rows[:limit], encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"])
+    return rows, None
 
 
 def decode_cursor(cursor: str | None) -> tuple[str, str] | None:
@@ -19,8 +28,8 @@ def decode_cursor(cursor: str | None) -> tuple[str, str] | None:
         return None
     try:
         created_at, item_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not isinstance(created_at, str) or not isinstance(item_id, str):
-            raise ValueError
-        return created_at, item_id
-    except Exception:
-        raise InvalidInput("cursor is not valid; pass the next_cursor value from the previous page") from None
+        if isinstance(created_at, str) and isinstance(item_id, str):
+            return created_at, item_id
+    except (ValueError, TypeError, binascii.Error):
+        pass
+    raise InvalidInput("cursor is not valid; pass the next_cursor value from the previous page")

@@ -78,7 +78,7 @@ def register_resources(server: MCPServer, app: App) -> None:
     def image_list() -> str:
         user = current_user(app)
         rows, _ = app.images.recent(user, limit=50)
-        pending = [j for j in app.jobs.recent(user, 50, None) if j["status"] == "running"]
+        pending = [j for j in app.jobs.recent(user, 50)[0] if j["status"] == "running"]
         return json.dumps({
             "images": [{"image_id": r["id"], "prompt": r["prompt"], "created_at": r["created_at"],
                         "uri": f"image://{r['id']}/view", "width": r["width"], "height": r["height"]}

@@ -76,6 +76,13 @@ def _progress_sink(ctx: Context) -> Callable[[float, str | None], Awaitable[None
 
 
 def register_tools(server: MCPServer, app: App) -> None:
+    async def run(ctx: Context, inp: GenerationInput) -> CallToolResult:
+        """generate_image and edit_image: this caller's session, progress to their client, the result."""
+        user = current_user(app)
+        session = app.sessions.touch(user, session_key(ctx))
+        result = await app.generation.generate(user, session, inp, _progress_sink(ctx))
+        return generation_result(result, app.files)
+
     @domain_errors
     async def generate_image(
         ctx: Context,
@@ -99,16 +106,12 @@ def register_tools(server: MCPServer, app: App) -> None:
     ) -> Annotated[CallToolResult, GenerateResult]:
         """Generate an image. Remembered styles, profile defaults, a template and a reference image are applied
         first; the result's `applied` receipt lists everything added. Returns a preview and a link to the full image."""
-        inp = GenerationInput(
+        return await run(ctx, GenerationInput(
             prompt=prompt, template=template, template_args=template_args or {}, reference=reference,
             input_image_url=input_image_url, provider=provider, model=model, width=width, height=height,
             aspect_ratio=aspect_ratio, negative_prompt=negative_prompt, seed=seed, apply_memory=apply_memory,
             dry_run=dry_run, incognito=incognito, request_id=request_id, wait=wait,
-        )
-        user = current_user(app)
-        session = app.sessions.touch(user, session_key(ctx))
-        result = await app.generation.generate(user, session, inp, _progress_sink(ctx))
-        return generation_result(result, app.files)
+        ))
 
     @domain_errors
     async def edit_image(
@@ -123,12 +126,9 @@ def register_tools(server: MCPServer, app: App) -> None:
     ) -> Annotated[CallToolResult, GenerateResult]:
         """Edit an earlier image following an instruction. The result is a new image whose parent_id is the
         source; the source is kept."""
-        inp = GenerationInput(prompt=instruction, kind="edit", reference=image, mask_image=mask_image,
-                              strength=strength, provider=provider, model=model, request_id=request_id)
-        user = current_user(app)
-        session = app.sessions.touch(user, session_key(ctx))
-        result = await app.generation.generate(user, session, inp, _progress_sink(ctx))
-        return generation_result(result, app.files)
+        return await run(ctx, GenerationInput(
+            prompt=instruction, kind="edit", reference=image, mask_image=mask_image, strength=strength,
+            provider=provider, model=model, request_id=request_id))
 
     @domain_errors
     async def get_usage(
@@ -155,16 +155,13 @@ def register_tools(server: MCPServer, app: App) -> None:
         cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
     ) -> Annotated[CallToolResult, RecentGenerations]:
         """This user's generation jobs, newest first."""
-        from ..domain.paging import decode_cursor, encode_cursor
-
-        rows = app.jobs.recent(current_user(app), limit + 1, decode_cursor(cursor))
+        rows, nxt = app.jobs.recent(current_user(app), limit, cursor)
         items = [
             GenerationSummary(job_id=r["id"], image_id=r["image_id"], status=r["status"], created_at=r["created_at"],
                               provider=r["provider"], prompt=_job_prompt(r),
                               uri=f"image://{r['image_id']}/view" if r["image_id"] else None)
-            for r in rows[:limit]
+            for r in rows
         ]
-        nxt = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
         out = RecentGenerations(generations=items, next_cursor=nxt)
         text = "\n".join(f"{g.created_at} {g.status:9} {g.job_id} {g.prompt[:60]}" for g in items) or "No generations yet."
         return structured(out, text)
