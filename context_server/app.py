@@ -108,8 +108,7 @@ class App:
                 fetch_clients.append(httpx.AsyncClient(follow_redirects=False, trust_env=False))
             return await fetch_remote_image(url, fetch_clients[0])
 
-        enricher = Enricher(profiles, templates, references, images, registry, fetch, StyleSelector(memory),
-                            prefetch=embedder.embed)
+        enricher = Enricher(profiles, templates, references, images, registry, fetch, StyleSelector(memory))
         generation = GenerationService(
             store, files, registry, enricher, jobs, JobRunner(), sessions,
             RateLimiter(settings.rate_limit_per_minute), settings.wait_seconds,
@@ -195,7 +194,7 @@ class App:
         if not hits:
             return []
         marks = ",".join("?" * len(hits))
-        rows = self.store.query(f"select * from images where user_id = ? and incognito = 0 and id in ({marks})",
+        rows = self.store.query(f"select * from images where +user_id = ? and incognito = 0 and id in ({marks})",
                                 [user_id, *hits])
         for row in rows:
             row["score"] = round(hits[row["id"]], 4)

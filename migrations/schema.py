@@ -216,3 +216,11 @@ def m008_add_job_owner(db: Database) -> None:
     """Which process runs a job, so a second server process never fails a job that is alive elsewhere."""
     db["jobs"].add_column("owner", str)
     db["jobs"].add_column("kind_detail", str)
+
+
+@migrations()
+def m009_index_memory_lookups(db: Database) -> None:
+    """Every generation reads the user's pinned styles and this session's styles; without these indexes
+    both scan all of the user's memories (1.8 ms and 1.5 ms at 2,500 memories a user)."""
+    db["memories"].create_index(["user_id", "kind", "pinned", "created_at"], if_not_exists=True)
+    db["memories"].create_index(["user_id", "session_id", "created_at"], if_not_exists=True)

@@ -2,6 +2,10 @@
 
 Write transactions start with `BEGIN IMMEDIATE` so concurrent writers (a second stdio process, the CLI)
 wait on the busy timeout instead of failing with "database is locked" at commit time.
+
+Query convention: a lookup of a list of ids writes `+user_id = ? AND id IN (...)`. The unary `+` keeps
+SQLite (which has no statistics here) from choosing the `user_id` index and scanning all of that user's
+rows instead of looking each id up by primary key: 1 ms against 0.05 ms at 2,500 rows a user.
 """
 
 from __future__ import annotations

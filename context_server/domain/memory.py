@@ -176,7 +176,7 @@ class MemoryService:
         with self.store.write() as db:
             cursor = db.execute(
                 "UPDATE memories SET use_count = coalesce(use_count, 0) + 1, last_used_at = ? "
-                f"WHERE user_id = ? AND id IN ({','.join('?' * len(wanted))})",
+                f"WHERE +user_id = ? AND id IN ({','.join('?' * len(wanted))})",
                 [now_iso(), user_id, *wanted],
             )
             return int(cursor.rowcount)
@@ -275,7 +275,7 @@ class MemoryService:
         if not wanted:
             return []
         return self.store.query(
-            f"SELECT * FROM memories WHERE user_id = ? AND id IN ({','.join('?' * len(wanted))})",
+            f"SELECT * FROM memories WHERE +user_id = ? AND id IN ({','.join('?' * len(wanted))})",
             [user_id, *wanted],
         )
 

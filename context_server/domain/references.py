@@ -68,6 +68,15 @@ class References:
     def _row(self, user_id: str, image_id: str) -> dict[str, Any] | None:
         return self.store.one("select * from images where id = ? and user_id = ?", [image_id, user_id])
 
+    def _rows(self, user_id: str, image_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The user's rows among `image_ids`, by id, in one query (ids of other users are never found)."""
+        if not image_ids:
+            return {}
+        marks = ",".join("?" * len(image_ids))
+        found = self.store.query(f"select * from images where +user_id = ? and id in ({marks})",
+                                 [user_id, *image_ids])
+        return {row["id"]: row for row in found}
+
     def resolve(self, user_id: str, session: Session, words: str) -> Reference:
         text = " ".join(words.strip().lower().split())
         if not text:
@@ -92,18 +101,16 @@ class References:
                 raise NotFound("you have no images yet")
             return Reference(row["id"], row["prompt"], 1.0, row)
         hits = [(i, s) for i, s in self.search(user_id, subject, 20) if s >= MIN_SCORE]
-        rows = {i: self._row(user_id, i) for i, _ in hits}
-        hits = [(i, s) for i, s in hits if rows[i] is not None and not rows[i]["incognito"]]  # type: ignore[index]
+        rows = self._rows(user_id, [i for i, _ in hits])
+        hits = [(i, s) for i, s in hits if i in rows and not rows[i]["incognito"]]
         if not hits:
             raise NotFound(f"no image of yours matches {subject!r}; search_images lists what there is")
         best = hits[0][1]
         close = [(i, s) for i, s in hits if s >= best - RELATIVE_WINDOW]
-        chosen_id, chosen_score = max(close, key=lambda h: rows[h[0]]["created_at"])  # type: ignore[index]
+        chosen_id, chosen_score = max(close, key=lambda h: rows[h[0]]["created_at"])
         chosen = rows[chosen_id]
-        assert chosen is not None
         alternatives = [
-            {"image_id": i, "prompt": rows[i]["prompt"], "score": round(s, 4),  # type: ignore[index]
-             "created_at": rows[i]["created_at"]}  # type: ignore[index]
+            {"image_id": i, "prompt": rows[i]["prompt"], "score": round(s, 4), "created_at": rows[i]["created_at"]}
             for i, s in hits[:5] if i != chosen_id
         ]
         return Reference(chosen_id, chosen["prompt"], round(chosen_score, 4), chosen, alternatives)
