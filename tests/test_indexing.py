@@ -10,16 +10,16 @@ from collections.abc import Callable
 import pytest
 
 from context_server.adapters.embedder import Embedder
-from context_server.adapters.index import IndexLock, VectorIndex
+from context_server.adapters.index import IndexLock, VectorIndex, collection_name
 from context_server.adapters.store import Store, now_iso
-from context_server.domain.indexing import Indexer
+from context_server.domain.indexing import INDEX_LAYOUT, Indexer
 from context_server.settings import Settings
 
 MakeIndexer = Callable[..., Indexer]
 
 
 def add_memory(
-    store: Store, indexer: Indexer, user_id: str, content: str, *, scope: str = "long_term"
+    store: Store, indexer: Indexer, user_id: str, content: str, *, scope: str = "long_term", kind: str = "style"
 ) -> str:
     """A memory row and its outbox entry in one transaction, as MemoryService writes them (no drain)."""
     memory_id = secrets.token_hex(8)
@@ -30,7 +30,7 @@ def add_memory(
                 "id": memory_id,
                 "user_id": user_id,
                 "content": content,
-                "kind": "style",
+                "kind": kind,
                 "scope": scope,
                 "session_id": "s1" if scope == "session" else None,
                 "created_at": now,
@@ -309,3 +309,68 @@ def test_the_first_search_waits_for_the_warm_up_that_is_taking_the_index(
     finally:
         release.set()
         idx.close()
+
+
+# --- the styles collection (a subset of memories) --------------------------------------------------------
+
+
+def styles_found(indexer: Indexer, query: str) -> list[str]:
+    return [hit for hit, _ in indexer.search("ann", "memories", query, 10, where={"kind": "style"})]
+
+
+def test_style_memories_follow_their_kind_into_and_out_of_the_styles_collection(
+    store: Store, indexer: Indexer
+) -> None:
+    style = add_memory(store, indexer, "ann", "muted watercolour landscapes")
+    note = add_memory(store, indexer, "ann", "watercolour paper is in the top drawer", kind="note")
+    add_memory(store, indexer, "ann", "watercolour for this chat only", scope="session")
+    assert styles_found(indexer, "watercolour") == [style]
+    assert set(dict(indexer.search("ann", "memories", "watercolour", 10))) == {style, note}
+
+    with store.write() as db:  # the style becomes a note, the note a style (as update_memory writes it)
+        db.execute("UPDATE memories SET kind = 'note' WHERE id = ?", [style])
+        db.execute("UPDATE memories SET kind = 'style' WHERE id = ?", [note])
+        indexer.enqueue(db, "ann", "memories", style, "upsert")
+        indexer.enqueue(db, "ann", "memories", note, "upsert")
+    assert styles_found(indexer, "watercolour") == [note]
+
+    with store.write() as db:
+        db.execute("DELETE FROM memories WHERE id = ?", [note])
+        indexer.enqueue(db, "ann", "memories", note, "delete")
+    assert styles_found(indexer, "watercolour") == []
+    assert styles_found(indexer, "watercolour") == [hit for hit, _ in indexer.text_search(
+        "ann", "memories", "watercolour", 10, where={"kind": "style"})]  # the FTS fallback agrees
+
+
+def test_items_embedded_by_the_caller_reach_the_styles_collection_too(
+    store: Store, indexer: Indexer, embedder: Embedder
+) -> None:
+    style = add_memory(store, indexer, "ann", "bold art deco geometry")
+    note = add_memory(store, indexer, "ann", "the gallery opens in May", kind="note")
+    texts = {style: "bold art deco geometry", note: "the gallery opens in May"}
+    vectors = embedder.embed(list(texts.values()))
+    items = {item_id: (text, vector) for (item_id, text), vector in zip(texts.items(), vectors, strict=True)}
+    assert indexer.index_embedded("ann", "memories", items) == 2
+    assert outbox_size(store) == 0
+    assert styles_found(indexer, "art deco") == [style]
+
+
+def test_an_index_built_under_an_older_layout_is_rebuilt_once(
+    settings: Settings, store: Store, make_indexer: MakeIndexer
+) -> None:
+    first = make_indexer()
+    first.take_index()
+    style = add_memory(store, first, "ann", "grainy film look")
+    first.drain()
+    first._index._client.delete_collection(collection_name("ann", "styles"))  # type: ignore[union-attr]
+    with store.write() as db:  # what a data directory indexed before the styles collection existed looks like
+        db.execute("DELETE FROM index_meta WHERE key = 'layout'")
+    first.close()
+    assert make_indexer().health()["state"] == "layout_changed"
+
+    second = make_indexer()
+    assert second.take_index()
+    assert second._meta("layout") == INDEX_LAYOUT and not second.check_model()  # rebuilt, and only once
+    second.close()
+    assert index_ids(settings, "ann", "styles") == {style}
+    assert index_ids(settings, "ann") == {style}

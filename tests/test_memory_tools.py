@@ -349,3 +349,28 @@ async def test_applying_a_style_bumps_use_count_and_last_used_at(client: Client)
     applied = listed[style["memory_id"]]
     assert applied["use_count"] == 2 and applied["last_used_at"] >= applied["created_at"]
     assert (listed[unused["memory_id"]]["use_count"], listed[unused["memory_id"]]["last_used_at"]) == (0, None)
+
+
+async def test_changing_a_memorys_kind_decides_whether_it_is_applied_as_a_style(client: Client) -> None:
+    saved = await call(client, "save_memory", content="landscapes should be muted watercolour", kind="note")
+    prompt = "a mountain landscape with a river at sunset"
+    assert (await call(client, "generate_image", prompt=prompt, dry_run=True))["applied"]["styles"] == []
+    await call(client, "update_memory", memory_id=saved["memory_id"], kind="style")
+    applied = (await call(client, "generate_image", prompt=prompt, dry_run=True))["applied"]["styles"]
+    assert [s["memory_id"] for s in applied] == [saved["memory_id"]]
+    await call(client, "update_memory", memory_id=saved["memory_id"], kind="fact")
+    assert (await call(client, "generate_image", prompt=prompt, dry_run=True))["applied"]["styles"] == []
+
+
+async def test_a_reference_that_matches_nothing_is_refused_even_when_styles_apply(client: Client) -> None:
+    """Styles and the reference are looked up at the same time; a failed lookup is still one clear error."""
+    await call(client, "save_memory", content="landscapes should be muted watercolour", kind="style")
+    await call(client, "generate_image", prompt="a lighthouse in a storm", **SMALL)
+    message = await call_error(client, "generate_image", prompt="a mountain landscape at dawn",
+                               reference="my last giraffe image", dry_run=True)
+    assert "no image of yours matches 'giraffe'" in message
+    used = await call(client, "generate_image", prompt="a mountain landscape at dawn",
+                      reference="my last lighthouse image", dry_run=True)
+    assert used["applied"]["reference"]["prompt"] == "a lighthouse in a storm"
+    assert used["applied"]["reference"]["mode"] == "image_to_image"  # the placeholder model takes an image
+    assert used["final_prompt"] == "a mountain landscape at dawn. Style: landscapes should be muted watercolour"

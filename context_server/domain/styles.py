@@ -64,10 +64,6 @@ class StyleSelector:
                                                     score=round(memory.score or 0.0, 4))
         return list(chosen.values())
 
-    def wants_query(self, user_id: str, strength: str) -> bool:
-        """Whether `styles_for` will embed the prompt (so the caller can batch that embedding)."""
-        return strength in STRENGTHS and self._has_rankable_styles(user_id)
-
     def _has_rankable_styles(self, user_id: str) -> bool:
         row = self.memory.store.one(
             "SELECT 1 AS x FROM memories WHERE user_id = ? AND kind = 'style' AND scope = 'long_term' "
