@@ -93,7 +93,7 @@ class App:
         # first use: most sessions never fetch a URL, and a client costs ~30 ms of start-up.
         fetch_clients: list[httpx.AsyncClient] = []
         registry = ProviderRegistry(providers if providers is not None else default_providers(settings, http))
-        embedder = embedder or Embedder(settings.embed_threads, cache_dir=settings.home / "models")
+        embedder = embedder or Embedder(settings.embed_threads, cache_dir=settings.models_path)
         indexer = Indexer.for_settings(settings, store, embedder)
         memory = MemoryService(store, indexer)
         jobs = Jobs(store)

@@ -71,6 +71,8 @@ class Settings:
     rate_limit_per_minute: int = 30
     log_level: str = "INFO"
     embed_threads: int = 2
+    #: Where the embedding model's ONNX export is kept; None: `models/` in the platform user-cache dir.
+    model_cache: Path | None = None
     chroma_url: str | None = None
     allowed_hosts: list[str] = field(default_factory=list)
     allowed_origins: list[str] = field(default_factory=list)
@@ -89,6 +91,8 @@ class Settings:
             "rate_limit_per_minute": _int(env, "CONTEXT_SERVER_RATE_LIMIT_PER_MINUTE", 30),
             "log_level": env.get("CONTEXT_SERVER_LOG_LEVEL", "INFO").upper(),
             "embed_threads": _int(env, "CONTEXT_SERVER_EMBED_THREADS", min(os.cpu_count() or 1, 2)),
+            "model_cache": Path(env["CONTEXT_SERVER_MODEL_CACHE"]).expanduser().resolve()
+            if env.get("CONTEXT_SERVER_MODEL_CACHE") else None,
             "chroma_url": env.get("CHROMA_URL") or None,
             "allowed_hosts": _list(env, "CONTEXT_SERVER_ALLOWED_HOSTS"),
             "allowed_origins": _list(env, "CONTEXT_SERVER_ALLOWED_ORIGINS"),
@@ -115,6 +119,14 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.home / "context.db"
+
+    @property
+    def models_path(self) -> Path:
+        """The ONNX export of the embedding model: derived from the installed weights, the same for every
+        data directory, so it is kept once per machine (per user) rather than once per data directory."""
+        if self.model_cache is not None:
+            return self.model_cache
+        return Path(platformdirs.user_cache_dir("context-server", appauthor=False)) / "models"
 
     @property
     def chroma_path(self) -> Path:

@@ -5,6 +5,7 @@ Async tests run on anyio's asyncio backend: test modules set `pytestmark = pytes
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,12 @@ async def call_error(client: Client, tool: str, **args: Any) -> str:
 
 @pytest.fixture(scope="session")
 def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
-    """The production set-up: the packaged weights exported once to ONNX in a cache directory."""
-    model = Embedder(threads=2, cache_dir=tmp_path_factory.mktemp("models"))
+    """The production set-up: the packaged weights exported once to ONNX in a cache directory. Servers the
+    tests spawn share that directory (`CONTEXT_SERVER_MODEL_CACHE`), so the export happens once a run and
+    never in the user's own cache."""
+    cache = tmp_path_factory.mktemp("models")
+    os.environ["CONTEXT_SERVER_MODEL_CACHE"] = str(cache)
+    model = Embedder(threads=2, cache_dir=cache)
     model.start()
     model.wait(timeout=120)
     return model

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from context_server.adapters.embedder import Embedder, EmbedderUnavailable, cosine, default_model_path
+from context_server.settings import Settings
 
 
 def test_vectors_are_normalised_384_floats_and_meaning_decides_similarity(embedder: Embedder) -> None:
@@ -104,3 +106,18 @@ def test_the_onnx_runtime_gives_the_same_vectors_as_sentence_transformers(
     for a, b in zip(onnx_vectors, torch_vectors, strict=True):
         assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5
     assert embedder.status().backend == "onnx"
+
+
+def test_the_onnx_export_is_fused_and_kept_outside_the_data_directory(embedder: Embedder) -> None:
+    """The export carries ONNX Runtime's fused attention (the fast graph), and lives in the shared model
+    cache: the tests point CONTEXT_SERVER_MODEL_CACHE at one directory, as a machine's user cache would be."""
+    import onnx
+
+    cache = Path(os.environ["CONTEXT_SERVER_MODEL_CACHE"])
+    exports = list(cache.glob("all-MiniLM-L6-v2-*.onnx"))
+    assert len(exports) == 1 and "-fused" in exports[0].name
+    graph = onnx.load(str(exports[0]), load_external_data=False).graph
+    assert sum(node.op_type == "Attention" for node in graph.node) == 6  # one per layer
+    assert Settings.from_env().models_path == cache  # what a spawned server reads
+    default = Settings.from_env({"CONTEXT_SERVER_HOME": "/tmp/x"}).models_path
+    assert default.parts[-2:] == ("context-server", "models") and Path("/tmp/x") not in default.parents

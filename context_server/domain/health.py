@@ -86,6 +86,8 @@ def check_index(indexer: Indexer) -> Check:
     if state == "not_built":
         return Check("index", "warn", f"{detail}; it is built when the server first starts",
                      "context-server reindex")
+    if state == "layout_changed":
+        return Check("index", "warn", detail, "context-server reindex (or just start the server)")
     return Check("index", "fail", f"{detail} (searches fall back to full-text until it is rebuilt)",
                  "context-server reindex")
 
