@@ -214,7 +214,8 @@ async def measure(home: Path, subjects: dict[str, list[str]], calls: int,
 
 async def cold_starts(home: Path, spawns: int) -> tuple[list[float], list[float]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CONTEXT_SERVER_HOME": str(home),
-           "CONTEXT_SERVER_USER": USERS[0], "CONTEXT_SERVER_LOG_LEVEL": "WARNING"}
+           "CONTEXT_SERVER_USER": USERS[0], "CONTEXT_SERVER_LOG_LEVEL": "WARNING",
+           "CONTEXT_SERVER_MODEL_CACHE": str(home.parent / "models")}  # the export this script made
     params = StdioServerParameters(command=sys.executable, args=["-m", "context_server.cli"], env=env,
                                    cwd=str(ROOT))
     first_list, first_search = [], []
