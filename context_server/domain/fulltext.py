@@ -29,13 +29,6 @@ SOURCES: dict[str, dict[str, str]] = {
         "indexable": "scope = 'long_term'",
         "fts": "memories_fts",
     },
-    "styles": {  # a subset of `memories`: the long-term style memories (see domain/indexing.py)
-        "table": "memories",
-        "text": "content",
-        "meta": "kind",
-        "indexable": "scope = 'long_term' AND kind = 'style'",
-        "fts": "memories_fts",
-    },
     "images": {
         "table": "images",
         "text": "prompt",
@@ -45,7 +38,7 @@ SOURCES: dict[str, dict[str, str]] = {
     },
 }
 #: `where` keys the FTS fallback understands, per collection (column names; values are bound parameters).
-WHERE_COLUMNS = {"memories": {"kind"}, "styles": {"kind"}, "images": set[str]()}
+WHERE_COLUMNS = {"memories": {"kind"}, "images": set[str]()}
 
 
 def fulltext_search(

@@ -202,12 +202,11 @@ class Indexer:
         for user_id, collection, item_id in sorted(items):
             by_target.setdefault((user_id, collection), []).append(item_id)
         for (user_id, collection), item_ids in by_target.items():
-            vectors: dict[str, list[float]] = {}
+            current = self._current(collection, user_id, item_ids)
+            gone = [item_id for item_id in item_ids if item_id not in current]
             for target in (collection, *_subsets_of(collection)):
-                current = self._current(target, user_id, item_ids)
-                gone = [item_id for item_id in item_ids if item_id not in current]
                 index.delete(user_id, target, gone)
-                self._upsert(index, user_id, target, list(current.values()), vectors)
+            self._upsert_with_subsets(index, user_id, collection, list(current.values()), {})
 
     def _current(self, collection: str, user_id: str, item_ids: list[str]) -> dict[str, dict[str, Any]]:
         src = SOURCES[collection]
@@ -218,6 +217,16 @@ class Indexer:
             [user_id, *item_ids],
         )
         return {row["id"]: row for row in rows}
+
+    def _upsert_with_subsets(self, index: VectorIndex, user_id: str, collection: str,
+                             rows: list[dict[str, Any]], vectors: dict[str, list[float]]) -> None:
+        """Upsert indexable `rows` into `collection` and into each of its subsets the rows belong to (by
+        their `kind`), removing them from the subsets they no longer belong to; each text embedded once."""
+        self._upsert(index, user_id, collection, rows, vectors)
+        for subset in _subsets_of(collection):
+            meta = SUBSETS[subset][1]
+            index.delete(user_id, subset, [row["id"] for row in rows if row["kind"] != meta])
+            self._upsert(index, user_id, subset, [row for row in rows if row["kind"] == meta], vectors)
 
     def _upsert(self, index: VectorIndex, user_id: str, collection: str, rows: list[dict[str, Any]],
                 vectors: dict[str, list[float]]) -> None:
@@ -280,11 +289,7 @@ class Indexer:
             rows = list(current.values())
             vectors = {row["id"]: list(items[row["id"]][1]) for row in rows}
             try:
-                self._upsert(index, user_id, collection, rows, vectors)
-                for subset in _subsets_of(collection):
-                    meta = SUBSETS[subset][1]
-                    index.delete(user_id, subset, [row["id"] for row in rows if row["kind"] != meta])
-                    self._upsert(index, user_id, subset, [row for row in rows if row["kind"] == meta], vectors)
+                self._upsert_with_subsets(index, user_id, collection, rows, vectors)
             except IndexDamaged:
                 self._damaged = True
                 log.warning("vector index failed during a bulk upsert; the outbox keeps it", exc_info=True)
@@ -447,11 +452,7 @@ class Indexer:
                         for row in page:
                             by_user.setdefault(row["user_id"], []).append(row)
                         for user_id, rows in by_user.items():
-                            vectors: dict[str, list[float]] = {}
-                            self._upsert(index, user_id, collection, rows, vectors)
-                            for subset in _subsets_of(collection):
-                                meta = SUBSETS[subset][1]
-                                self._upsert(index, user_id, subset, [r for r in rows if r["kind"] == meta], vectors)
+                            self._upsert_with_subsets(index, user_id, collection, rows, {})
                         done += len(page)
                         if progress is not None:
                             progress(done, total)

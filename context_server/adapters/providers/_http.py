@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import httpx
@@ -33,6 +33,7 @@ from context_server.errors import ProviderError
 __all__ = [
     "DEFAULT_TIMEOUT",
     "HttpCaller",
+    "KeyedHttpProvider",
     "RetryPolicy",
     "SleepFn",
     "error_text",
@@ -277,3 +278,37 @@ class HttpCaller:
         return ProviderError(
             f"{name}: the provider rejected the request (HTTP {status})" + (f": {detail}" if detail else "")
         )
+
+
+class KeyedHttpProvider:
+    """The wiring every key-authenticated adapter shares: the key and base URL from its settings, an
+    `HttpCaller` that redacts the key from errors, and the bearer header, refused with the setting to set
+    while no key is configured. Subclasses name their settings in the class attributes."""
+
+    name: str
+    key_env: ClassVar[str]
+    base_env: ClassVar[str]
+    default_base: ClassVar[str]
+
+    def __init__(
+        self,
+        settings_env: dict[str, str],
+        client: httpx.AsyncClient,
+        *,
+        sleep: SleepFn | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self._key = settings_env.get(self.key_env, "")
+        self._base = (settings_env.get(self.base_env) or self.default_base).rstrip("/")
+        self._http = HttpCaller(
+            client, provider=self.name, key_env=self.key_env, secrets=[self._key], policy=policy, sleep=sleep
+        )
+
+    def _setup_hint(self, hint: str = "") -> str:
+        """Empty when configured, else what to set."""
+        return "" if self._key else (hint or f"set {self.key_env}")
+
+    def _bearer(self) -> dict[str, str]:
+        if not self._key:
+            raise ProviderError(f"{self.name} is not configured: set {self.key_env}")
+        return {"Authorization": f"Bearer {self._key}"}

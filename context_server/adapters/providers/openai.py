@@ -30,7 +30,7 @@ from context_server.adapters.providers._common import (
     require_model,
     to_alpha_mask,
 )
-from context_server.adapters.providers._http import HttpCaller, RetryPolicy, SleepFn
+from context_server.adapters.providers._http import KeyedHttpProvider
 from context_server.adapters.providers.base import (
     ModelInfo,
     ProgressFn,
@@ -84,29 +84,13 @@ _COST: dict[tuple[str, str, bool], float] = {
 }
 
 
-class OpenAIProvider:
+class OpenAIProvider(KeyedHttpProvider):
     """Speaks the OpenAI Images API. Configured when `OPENAI_API_KEY` is set."""
 
     name = "openai"
-
-    def __init__(
-        self,
-        settings_env: dict[str, str],
-        client: httpx.AsyncClient,
-        *,
-        sleep: SleepFn | None = None,
-        policy: RetryPolicy | None = None,
-    ) -> None:
-        self._key = settings_env.get("OPENAI_API_KEY", "")
-        self._base = (settings_env.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        self._http = HttpCaller(
-            client,
-            provider=self.name,
-            key_env="OPENAI_API_KEY",
-            secrets=[self._key],
-            policy=policy,
-            sleep=sleep,
-        )
+    key_env = "OPENAI_API_KEY"
+    base_env = "OPENAI_BASE_URL"
+    default_base = DEFAULT_BASE_URL
 
     def info(self) -> ProviderInfo:
         return ProviderInfo(
@@ -114,16 +98,12 @@ class OpenAIProvider:
             configured=bool(self._key),
             models=MODELS,
             default_model="gpt-image-1",
-            setup_hint=""
-            if self._key
-            else "set OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server)",
+            setup_hint=self._setup_hint("set OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server)"),
             description="OpenAI Images API: gpt-image-1 (generations and masked edits) and dall-e-3.",
         )
 
     def _headers(self) -> dict[str, str]:
-        if not self._key:
-            raise ProviderError("openai is not configured: set OPENAI_API_KEY")
-        return {"Authorization": f"Bearer {self._key}"}
+        return self._bearer()
 
     def _common(self, request: ProviderRequest, model: ModelInfo, notes: list[str]) -> tuple[str, str]:
         """Validated size and quality; records every adaptation in `notes`."""

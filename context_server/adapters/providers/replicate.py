@@ -37,7 +37,7 @@ from context_server.adapters.providers._common import (
     require_model,
     to_white_mask,
 )
-from context_server.adapters.providers._http import HttpCaller, RetryPolicy, SleepFn
+from context_server.adapters.providers._http import KeyedHttpProvider, RetryPolicy, SleepFn
 from context_server.adapters.providers.base import (
     ModelInfo,
     ProgressFn,
@@ -78,10 +78,13 @@ def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + b64png(png)
 
 
-class ReplicateProvider:
+class ReplicateProvider(KeyedHttpProvider):
     """Runs models on Replicate. Configured when `REPLICATE_API_TOKEN` is set."""
 
     name = "replicate"
+    key_env = "REPLICATE_API_TOKEN"
+    base_env = "REPLICATE_BASE_URL"
+    default_base = DEFAULT_BASE_URL
 
     def __init__(
         self,
@@ -93,33 +96,22 @@ class ReplicateProvider:
         poll_interval: float = 1.0,
         max_wait: float = 900.0,
     ) -> None:
-        self._token = settings_env.get("REPLICATE_API_TOKEN", "")
-        self._base = (settings_env.get("REPLICATE_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        self._http = HttpCaller(
-            client,
-            provider=self.name,
-            key_env="REPLICATE_API_TOKEN",
-            secrets=[self._token],
-            policy=policy,
-            sleep=sleep,
-        )
+        super().__init__(settings_env, client, sleep=sleep, policy=policy)
         self._poll_interval = poll_interval
         self._max_wait = max_wait
 
     def info(self) -> ProviderInfo:
         return ProviderInfo(
             name=self.name,
-            configured=bool(self._token),
+            configured=bool(self._key),
             models=MODELS,
             default_model="black-forest-labs/flux-schnell",
-            setup_hint="" if self._token else "set REPLICATE_API_TOKEN",
+            setup_hint=self._setup_hint(),
             description="Replicate predictions: FLUX schnell/dev/1.1-pro and FLUX Fill for masked edits.",
         )
 
     def _headers(self) -> dict[str, str]:
-        if not self._token:
-            raise ProviderError("replicate is not configured: set REPLICATE_API_TOKEN")
-        return {"Authorization": f"Bearer {self._token}"}
+        return self._bearer()
 
     def _model(self, name: str | None) -> ModelInfo:
         if name and "/" not in name:

@@ -21,10 +21,8 @@ input image on `core`, or an unknown model, is `InvalidInput` naming what is all
 
 from __future__ import annotations
 
-import httpx
-
 from context_server.adapters.providers._common import decode_b64, nearest_ratio, require_model, to_white_mask
-from context_server.adapters.providers._http import HttpCaller, RetryPolicy, SleepFn
+from context_server.adapters.providers._http import KeyedHttpProvider
 from context_server.adapters.providers.base import (
     ModelInfo,
     ProgressFn,
@@ -74,29 +72,13 @@ MODELS: tuple[ModelInfo, ...] = (
 _Fields = dict[str, tuple[str | None, bytes | str] | tuple[str, bytes, str]]
 
 
-class StabilityProvider:
+class StabilityProvider(KeyedHttpProvider):
     """Speaks the Stability v2beta Stable Image API. Configured when `STABILITY_API_KEY` is set."""
 
     name = "stability"
-
-    def __init__(
-        self,
-        settings_env: dict[str, str],
-        client: httpx.AsyncClient,
-        *,
-        sleep: SleepFn | None = None,
-        policy: RetryPolicy | None = None,
-    ) -> None:
-        self._key = settings_env.get("STABILITY_API_KEY", "")
-        self._base = (settings_env.get("STABILITY_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        self._http = HttpCaller(
-            client,
-            provider=self.name,
-            key_env="STABILITY_API_KEY",
-            secrets=[self._key],
-            policy=policy,
-            sleep=sleep,
-        )
+    key_env = "STABILITY_API_KEY"
+    base_env = "STABILITY_BASE_URL"
+    default_base = DEFAULT_BASE_URL
 
     def info(self) -> ProviderInfo:
         return ProviderInfo(
@@ -104,14 +86,12 @@ class StabilityProvider:
             configured=bool(self._key),
             models=MODELS,
             default_model="core",
-            setup_hint="" if self._key else "set STABILITY_API_KEY",
+            setup_hint=self._setup_hint(),
             description="Stability AI Stable Image: Core, Ultra, SD 3.5 (text/image-to-image), inpainting.",
         )
 
     def _headers(self) -> dict[str, str]:
-        if not self._key:
-            raise ProviderError("stability is not configured: set STABILITY_API_KEY")
-        return {"authorization": f"Bearer {self._key}", "accept": "application/json"}
+        return {**self._bearer(), "accept": "application/json"}
 
     @staticmethod
     def _text(fields: _Fields, name: str, value: object) -> None:
