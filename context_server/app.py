@@ -123,8 +123,16 @@ class App:
                    templates=templates, generation=generation, users=Users(store),
                    audit=Audit(store))
 
+    @property
+    def started(self) -> bool:
+        return self._started
+
     async def start(self) -> None:
         """What runs before the first answer is cheap; the warm-up waits for `request_answered`."""
+        self.start_now()
+
+    def start_now(self) -> None:
+        """`start`, for callers on the event loop's thread that cannot await (the server's `DeferredApp`)."""
         if self._started:
             return
         self._started = True

@@ -1,6 +1,8 @@
 """The `context-server` command. No arguments: serve MCP over stdio (what Claude Desktop runs).
 
-Verb groups live in sibling modules (`templates.py`, ...), registered in `_register_verbs`.
+Verb groups live in sibling modules (`templates.py`, ...), listed in `VERBS` and imported only when
+invoked: serving stdio must not pay for the verbs' imports (rich, numpy, the memory import/export code)
+before it answers its client.
 
 stdout belongs to the stdio transport, so every message here goes to stderr unless a verb's whole
 purpose is to print (a token, an export, a config snippet).
@@ -8,14 +10,20 @@ purpose is to print (a token, an export, a config snippet).
 
 from __future__ import annotations
 
+import gc
+import importlib
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING, cast
 
 import click
 
 from .. import __version__
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    from ..app import App
 
 __all__ = ["configure_logging", "load_settings", "main"]
 
@@ -40,7 +48,35 @@ def load_settings() -> Settings:
         raise click.UsageError(str(exc)) from None
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+# verb -> (module in this package, attribute): one place that says which verbs exist.
+VERBS: dict[str, tuple[str, str]] = {
+    "templates": ("templates", "templates"),
+    "users": ("users", "users"),
+    "memories": ("memories", "memories"),
+    "images": ("images", "images"),
+    "reindex": ("admin", "reindex"),
+    "doctor": ("admin", "doctor"),
+    "demo": ("admin", "demo"),
+    "config": ("config", "config"),
+}
+
+
+class _LazyVerbs(click.Group):
+    """A group whose verbs (other than `serve`) are imported when they are looked up (click's lazy-group recipe)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *VERBS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in VERBS:
+            module, attribute = VERBS[cmd_name]
+            command = getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyVerbs, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="context-server")
 @click.option("--home", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Data directory for this command (overrides CONTEXT_SERVER_HOME).")
@@ -66,26 +102,48 @@ def serve(transport: str, host: str = "127.0.0.1", port: int = 8000, no_auth: bo
     configure_logging(settings.log_level)
     if transport == "http":
         _check_http(settings, host, no_auth)
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot use the data directory {settings.home}: {exc}") from None
     import anyio
 
+    if transport == "stdio":
+        anyio.run(_serve_stdio, settings)
+    else:
+        anyio.run(_serve_http, settings, host, port, not no_auth)
+
+
+async def _serve_stdio(settings: Settings) -> None:
+    """Answer the client first, open the App after (`DeferredApp`): the first tools/list waits for no store."""
+    # Start-up builds some 600 pydantic models (the SDK's protocol types, then our tools) and frees little:
+    # the cyclic collector would walk that growing heap again and again for nothing (~5% of the start).
+    # It comes back once the server exists, with what start-up built frozen out of later collections.
+    gc.disable()
+    try:
+        from ..server import build_server
+        from ..server.deferred import DeferredApp
+
+        app = DeferredApp(settings)
+        server = build_server(cast("App", app))
+    finally:
+        gc.freeze()
+        gc.enable()
+    try:
+        await server.run_stdio_async()
+    finally:
+        await app.aclose()
+
+
+async def _serve_http(settings: Settings, host: str, port: int, auth: bool) -> None:
     from ..app import App
+    from ..server.http import serve_http
 
     app = App.create(settings)
-
-    async def run() -> None:
-        try:
-            if transport == "stdio":
-                from ..server import build_server
-
-                await build_server(app).run_stdio_async()
-            else:
-                from ..server.http import serve_http
-
-                await serve_http(app, host=host, port=port, auth=not no_auth)
-        finally:
-            await app.aclose()
-
-    anyio.run(run)
+    try:
+        await serve_http(app, host=host, port=port, auth=auth)
+    finally:
+        await app.aclose()
 
 
 def _check_http(settings: Settings, host: str, no_auth: bool) -> None:
@@ -100,20 +158,3 @@ def _check_http(settings: Settings, host: str, no_auth: bool) -> None:
     if no_auth:
         click.echo(f"warning: --no-auth: every HTTP request acts as user {settings.user!r} without a token; "
                    "anything on this machine that can reach the port can use it", err=True)
-
-
-def _register_verbs() -> None:
-    """Each verb group lives in its own module; registration is explicit, in one place."""
-    from . import admin, config, images, memories, templates, users
-
-    main.add_command(templates.templates)
-    main.add_command(users.users)
-    main.add_command(memories.memories)
-    main.add_command(images.images)
-    main.add_command(admin.reindex)
-    main.add_command(admin.doctor)
-    main.add_command(admin.demo)
-    main.add_command(config.config)
-
-
-_register_verbs()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.lowlevel.server import NotificationOptions
@@ -13,12 +13,14 @@ from mcp.types import GetPromptResult, InputRequiredResult, Prompt
 from pydantic.networks import AnyUrl
 
 from .. import __version__
-from ..app import App
 from .audit import AuditMiddleware
 from .memory import register_memory
 from .resources import read_image_view, register_resources
 from .templates import list_user_prompts, register_templates, render_user_prompt
 from .tools import register_tools
+
+if TYPE_CHECKING:
+    from ..app import App
 
 __all__ = ["ContextServer", "build_server"]
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.types import CallToolResult
 
-from ..app import App
 from .auth import current_user
+
+if TYPE_CHECKING:
+    from ..app import App
 
 __all__ = ["AuditMiddleware"]
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 
-from ..app import App
+if TYPE_CHECKING:
+    from ..app import App
+
 
 __all__ = ["current_user", "session_key"]
 

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from ..app import App
-from ..domain.memory import Memory
 from ..models import ImageHit
 from .auth import current_user, session_key
 from .results import structured
 from .tools import READ, domain_errors
+
+if TYPE_CHECKING:
+    from ..app import App
+    from ..domain.memory import Memory
 
 __all__ = ["register_memory"]
 

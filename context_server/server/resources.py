@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import MCPServer
@@ -12,10 +13,12 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.uri_template import UriTemplate
 from mcp.types import INVALID_PARAMS
 
-from ..app import App
 from ..errors import InvalidInput, NotFound
 from .auth import current_user
 from .tools import describe_provider
+
+if TYPE_CHECKING:
+    from ..app import App
 
 __all__ = ["VIEW_TEMPLATE", "read_image_view", "register_resources"]
 

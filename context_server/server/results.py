@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel
 
-from ..adapters.files import ImageFiles
 from ..models import GenerateResult
+
+if TYPE_CHECKING:
+    from ..adapters.files import ImageFiles
 
 __all__ = ["generation_result", "structured"]
 

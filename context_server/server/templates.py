@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
@@ -26,13 +26,15 @@ from mcp.types import (
 )
 from pydantic import BaseModel, Field
 
-from ..app import App
 from ..domain.prompt_guide import prompt_guide
-from ..domain.templates import Template
 from ..errors import ContextServerError
 from .auth import current_user
 from .results import structured
 from .tools import READ, domain_errors
+
+if TYPE_CHECKING:
+    from ..app import App
+    from ..domain.templates import Template
 
 __all__ = ["list_user_prompts", "notify_prompts_changed", "register_templates", "render_user_prompt"]
 

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, ParamSpec, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from ..app import App
 from ..domain.requests import GenerationInput
 from ..errors import ContextServerError
 from ..models import DeleteResult, GenerateResult, GenerationSummary, ProviderDescription
 from .auth import current_user, session_key
 from .results import generation_result, structured
+
+if TYPE_CHECKING:
+    from ..app import App
 
 __all__ = ["register_tools"]
 
