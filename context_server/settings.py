@@ -28,6 +28,10 @@ ENV_VARS: dict[str, str] = {
                                     "required off loopback, added to the loopback names on loopback.",
     "CONTEXT_SERVER_ALLOWED_ORIGINS": "Comma-separated Origin values accepted over HTTP; required off loopback.",
     "CHROMA_URL": "Use a Chroma server (http://host:port) instead of the embedded index.",
+    "CONTEXT_SERVER_VECTOR_CACHE_MB": "Memory for exact in-process copies of the vector collections in use "
+                                      "(default 128; 0 turns them off).",
+    "CONTEXT_SERVER_MODEL_CACHE": "Where the embedding model's ONNX export is kept (default: models/ in the "
+                                  "user cache dir).",
     "OPENAI_API_KEY": "Key for the openai provider.",
     "OPENAI_BASE_URL": "Base URL for the OpenAI API (default https://api.openai.com/v1).",
     "STABILITY_API_KEY": "Key for the stability provider.",
@@ -74,6 +78,8 @@ class Settings:
     #: Where the embedding model's ONNX export is kept; None: `models/` in the platform user-cache dir.
     model_cache: Path | None = None
     chroma_url: str | None = None
+    #: Budget for exact in-process copies of the vector collections in use (see adapters/vector_cache.py).
+    vector_cache_mb: int = 128
     allowed_hosts: list[str] = field(default_factory=list)
     allowed_origins: list[str] = field(default_factory=list)
     #: Provider settings, by environment variable name (keys and base URLs).
@@ -94,6 +100,7 @@ class Settings:
             "model_cache": Path(env["CONTEXT_SERVER_MODEL_CACHE"]).expanduser().resolve()
             if env.get("CONTEXT_SERVER_MODEL_CACHE") else None,
             "chroma_url": env.get("CHROMA_URL") or None,
+            "vector_cache_mb": _int(env, "CONTEXT_SERVER_VECTOR_CACHE_MB", 128),
             "allowed_hosts": _list(env, "CONTEXT_SERVER_ALLOWED_HOSTS"),
             "allowed_origins": _list(env, "CONTEXT_SERVER_ALLOWED_ORIGINS"),
             "provider_env": {
@@ -114,6 +121,8 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.wait_seconds < 0:
             raise ValueError("CONTEXT_SERVER_WAIT_SECONDS must be 0 or more")
+        if settings.vector_cache_mb < 0:
+            raise ValueError("CONTEXT_SERVER_VECTOR_CACHE_MB must be 0 (off) or more")
         return settings
 
     @property

@@ -32,7 +32,10 @@ def cli(home: Path, *args: str, stdin: str | None = None, **env: str) -> subproc
 
 def verbs(group: click.Group = main, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = []
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)  # verbs are loaded on demand: ask the group, as `--help` does
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         found.append((*prefix, name))
         if isinstance(command, click.Group):
             found.extend(verbs(command, (*prefix, name)))

@@ -19,7 +19,10 @@ def _docs() -> str:
 
 def _verbs(group: click.Group, prefix: str = "") -> list[str]:
     found = []
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)  # verbs are loaded on demand: ask the group, as `--help` does
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         found.append(f"{prefix}{name}")
         if isinstance(command, click.Group):
             found.extend(_verbs(command, f"{prefix}{name} "))

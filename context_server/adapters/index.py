@@ -12,6 +12,9 @@ Scores: collections use cosine space; Chroma returns the cosine *distance* d = 1
 `score` is the cosine similarity 1 - d, clipped to [0, 1] (negative similarity means unrelated). For
 all-MiniLM-L6-v2, paraphrases score about 0.85-1.0 and unrelated text about 0.0-0.2.
 
+Plain queries are answered from exact in-process copies of the collections in use when they fit
+(`vector_cache.py`): Chroma's ~2 ms fixed cost a query was a quarter of a generation's enrichment.
+
 Two processes opening one Chroma directory corrupt it silently, so only the process holding `IndexLock`
 (an `fcntl.flock` on `<home>/chroma.lock`) may open the `PersistentClient`; the others retry later with
 `try_acquire()`. Any Chroma failure is raised as `IndexDamaged`, so the caller can rebuild.
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from context_server.adapters.vector_cache import VectorCache
 from context_server.settings import Settings
 
 __all__ = ["KINDS", "META_COLLECTION", "Hit", "IndexDamaged", "IndexLock", "VectorIndex", "collection_name"]
@@ -117,6 +121,9 @@ class VectorIndex:
         self.path = None if settings.chroma_url else settings.chroma_path
         self._client_: Any = None
         self._collections: dict[str, Any] = {}
+        # Not with CHROMA_URL: other processes may write that server, and the copies would go stale.
+        self.cache = (VectorCache(settings.vector_cache_mb * 1024 * 1024)
+                      if self.path is not None and settings.vector_cache_mb > 0 else None)
 
     @property
     def _client(self) -> Any:
@@ -172,20 +179,34 @@ class VectorIndex:
         if not ids:
             return
         collection = self._collection(user_id, kind)
-        with _translated("upsert"):
+        with self._keeping_in_step(user_id, kind), _translated("upsert"):
             collection.upsert(
                 ids=list(ids),
                 embeddings=[list(v) for v in vectors],
                 documents=list(documents),
                 metadatas=[dict(m) for m in metadatas] if metadatas else None,
             )
+        if self.cache is not None:
+            self.cache.upserted(collection_name(user_id, kind), ids, vectors)
 
     def delete(self, user_id: str, kind: str, ids: Sequence[str]) -> None:
         if not ids:
             return
         collection = self._collection(user_id, kind)
-        with _translated("delete"):
+        with self._keeping_in_step(user_id, kind), _translated("delete"):
             collection.delete(ids=list(ids))
+        if self.cache is not None:
+            self.cache.deleted(collection_name(user_id, kind), ids)
+
+    @contextmanager
+    def _keeping_in_step(self, user_id: str, kind: str) -> Iterator[None]:
+        """A write that fails half-way leaves Chroma in an unknown state: drop the copy rather than guess."""
+        try:
+            yield
+        except BaseException:
+            if self.cache is not None:
+                self.cache.forget([collection_name(user_id, kind)])
+            raise
 
     def query(
         self,
@@ -200,6 +221,10 @@ class VectorIndex:
         """The `limit` nearest items, best first; `where` filters on metadata, `ids` limits the candidates."""
         if limit <= 0 or (ids is not None and not ids):
             return []
+        if self.cache is not None and not where:
+            cached = self.cache.query(collection_name(user_id, kind), vector, limit, ids)
+            if cached is not None:
+                return [Hit(item_id, _similarity(1.0 - score)) for item_id, score in cached]
         collection = self._collection(user_id, kind)
         with _translated("query"):
             # No count() first: Chroma returns fewer than n_results when the collection holds fewer (or
@@ -218,19 +243,38 @@ class VectorIndex:
     def vectors(self, user_id: str, kind: str, *, page: int = 1000) -> dict[str, list[float]]:
         """Every stored vector of one (user, kind), by id: a bulk import compares against these instead of
         embedding the user's memories again."""
-        collection = self._collection(user_id, kind)
-        found: dict[str, list[float]] = {}
+        ids, embeddings = self._read_all(self._collection(user_id, kind), page)
+        return {item_id: [float(x) for x in vector] for item_id, vector in zip(ids, embeddings, strict=True)}
+
+    def _read_all(self, collection: Any, page: int = 1000) -> tuple[list[str], list[Any]]:
+        ids: list[str] = []
+        embeddings: list[Any] = []
         with _translated("read vectors"):
             offset = 0
             while True:
                 got = collection.get(include=["embeddings"], limit=page, offset=offset)
-                ids = got["ids"] or []
-                embeddings = got["embeddings"] if got.get("embeddings") is not None else []
-                for item_id, vector in zip(ids, embeddings, strict=True):
-                    found[item_id] = [float(x) for x in vector]
-                if len(ids) < page:
-                    return found
+                got_ids = got["ids"] or []
+                ids.extend(got_ids)
+                embeddings.extend(got["embeddings"] if got.get("embeddings") is not None else [])
+                if len(got_ids) < page:
+                    return ids, embeddings
                 offset += page
+
+    def load_wanted(self, max_collections: int = 8) -> int:
+        """Copy into memory the collections that queries found uncached (at most `max_collections` a call, so
+        one maintenance pass stays short; ~0.1-0.3 s each at 1-2.5k items). Returns how many were loaded."""
+        if self.cache is None:
+            return 0
+        loaded = 0
+        for name in self.cache.wanted()[:max_collections]:
+            collection = self._collections.get(name)
+            if collection is None:
+                self.cache.forget([name])
+                continue
+            epoch = self.cache.epoch(name)
+            ids, embeddings = self._read_all(collection)
+            loaded += self.cache.install(name, epoch, ids, embeddings)
+        return loaded
 
     def count(self, user_id: str, kind: str) -> int:
         collection = self._collection(user_id, kind)
@@ -276,6 +320,8 @@ class VectorIndex:
                     if c.name == META_COLLECTION or (c.name.startswith("u") and c.name.endswith(_SUFFIXES))
                 }
             existing = {c.name for c in self._client.list_collections()}
+            if self.cache is not None:
+                self.cache.forget(None if user_id is None else sorted(wanted))
             for name in wanted & existing:
                 self._client.delete_collection(name)
             for name in wanted:
@@ -305,6 +351,8 @@ class VectorIndex:
     def close(self) -> None:
         """Release the client; the next call opens it again."""
         self._collections.clear()
+        if self.cache is not None:
+            self.cache.forget()
         client, self._client_ = self._client_, None
         if client is not None:
             try:

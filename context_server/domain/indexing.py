@@ -377,6 +377,8 @@ class Indexer:
             if self._damaged:
                 self.repair_if_damaged()
             self.drain()
+            if self._index is not None:  # copy in the collections queries found uncached (vector_cache.py)
+                self._index.load_wanted()
         except EmbedderUnavailable:
             pass  # reported by the embedder's status(); FTS serves meanwhile
         except IndexDamaged:

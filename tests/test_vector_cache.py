@@ -1,0 +1,147 @@
+"""The in-process copies of the collections in use (adapters/vector_cache.py), against the real Chroma they
+copy: same answers, kept in step by every write, within their budget, and never used where they could go
+stale."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from context_server.adapters.index import VectorIndex, collection_name
+from context_server.domain.indexing import Indexer
+from context_server.settings import Settings
+
+DIM = 384
+
+
+def vectors(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    m = rng.standard_normal((n, DIM)).astype(np.float32)
+    return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def index(settings: Settings) -> Iterator[VectorIndex]:
+    idx = VectorIndex(settings)
+    yield idx
+    idx.close()
+
+
+def fill(index: VectorIndex, user: str, n: int, seed: int = 1) -> tuple[list[str], np.ndarray]:
+    ids = [f"{user}-{i}" for i in range(n)]
+    vs = vectors(n, seed)
+    for start in range(0, n, 500):
+        index.upsert(user, "images", ids[start:start + 500], vs[start:start + 500].tolist(),
+                     [f"doc {i}" for i in ids[start:start + 500]])
+    return ids, vs
+
+
+def loaded(index: VectorIndex, user: str, probe: list[float]) -> None:
+    """Query once (Chroma answers and marks the collection wanted), then load as maintenance does."""
+    index.query(user, "images", probe, 5)
+    assert index.load_wanted() >= 1
+    assert index.cache is not None and index.cache.cached(collection_name(user, "images"))
+
+
+def test_copied_collections_answer_exactly_with_chromas_scores(index: VectorIndex) -> None:
+    ids, vs = fill(index, "ann", 1200)
+    probes = [*vectors(25, seed=9).tolist(), vs[7].tolist()]
+    from_chroma = [index.query("ann", "images", p, 10) for p in probes]
+    assert index.load_wanted() == 1
+    from_copy = [index.query("ann", "images", p, 10) for p in probes]
+    for probe, chroma, copy in zip(probes, from_chroma, from_copy, strict=True):
+        exact = np.argsort(-(vs @ np.asarray(probe, dtype=np.float32)))[:10]
+        assert [h.id for h in copy] == [ids[i] for i in exact]  # exact, where HNSW may miss a neighbour
+        chroma_scores = {h.id: h.score for h in chroma}
+        shared = [h for h in copy if h.id in chroma_scores]
+        assert len(shared) >= 5
+        assert [h.score for h in shared] == pytest.approx([chroma_scores[h.id] for h in shared], abs=1e-5)
+    assert from_copy[-1][0].id == "ann-7" and from_copy[-1][0].score == pytest.approx(1.0, abs=1e-5)
+    # restricted to some ids, as reference resolution asks
+    some = [f"ann-{i}" for i in (3, 50, 999, 7)] + ["not-there"]
+    assert index.query("ann", "images", vs[50].tolist(), 2, ids=some)[0].id == "ann-50"
+    assert {h.id for h in index.query("ann", "images", vs[50].tolist(), 10, ids=some)} == set(some) - {"not-there"}
+
+
+def test_writes_after_loading_are_answered_at_once(index: VectorIndex) -> None:
+    _, vs = fill(index, "bob", 300)
+    loaded(index, "bob", vs[0].tolist())
+    fresh = vectors(1, seed=42)[0]
+    index.upsert("bob", "images", ["bob-new"], [fresh.tolist()], ["new"])
+    assert index.query("bob", "images", fresh.tolist(), 1)[0].id == "bob-new"
+    index.upsert("bob", "images", ["bob-5"], [fresh.tolist()], ["moved"])  # an existing id, a new vector
+    assert {h.id for h in index.query("bob", "images", fresh.tolist(), 2)} == {"bob-new", "bob-5"}
+    index.delete("bob", "images", ["bob-new", "bob-5"])
+    assert all(h.id not in {"bob-new", "bob-5"} for h in index.query("bob", "images", fresh.tolist(), 300))
+    assert index.query("bob", "images", vs[9].tolist(), 1)[0].id == "bob-9"
+    assert len(index.query("bob", "images", vs[9].tolist(), 1000)) == 299
+    assert index.cache is not None and index.cache.cached(collection_name("bob", "images"))
+
+
+def test_a_write_during_a_load_throws_the_stale_copy_away(index: VectorIndex) -> None:
+    ids, vs = fill(index, "cat", 50)
+    index.query("cat", "images", vs[0].tolist(), 1)
+    cache = index.cache
+    assert cache is not None
+    name = collection_name("cat", "images")
+    epoch = cache.epoch(name)  # the loader reads Chroma here ...
+    index.delete("cat", "images", ["cat-0"])  # ... a request deletes an image meanwhile ...
+    assert not cache.install(name, epoch, ids, vs)  # ... and the copy, read before the delete, is refused
+    assert not cache.cached(name) and name in cache.wanted()
+    assert index.load_wanted() == 1
+    assert "cat-0" not in {h.id for h in index.query("cat", "images", vs[0].tolist(), 50)}
+
+
+def test_a_collection_over_the_budget_stays_with_chroma(settings: Settings) -> None:
+    index = VectorIndex(replace(settings, vector_cache_mb=1))  # 1 MiB: about 680 vectors of 384 floats
+    try:
+        _, small = fill(index, "dan", 100)
+        _, big = fill(index, "eve", 900, seed=2)
+        index.query("dan", "images", small[0].tolist(), 1)
+        index.query("eve", "images", big[0].tolist(), 1)
+        assert index.load_wanted() == 1
+        assert index.cache is not None
+        assert index.cache.cached(collection_name("dan", "images"))
+        assert not index.cache.cached(collection_name("eve", "images"))
+        assert index.query("eve", "images", big[3].tolist(), 1)[0].id == "eve-3"  # Chroma answers
+        assert index.cache.wanted() == []  # and it is not read again and again
+    finally:
+        index.close()
+
+
+def test_reset_and_close_drop_the_copies(index: VectorIndex) -> None:
+    _, vs = fill(index, "fay", 20)
+    loaded(index, "fay", vs[0].tolist())
+    index.reset("fay")
+    assert index.query("fay", "images", vs[0].tolist(), 5) == []
+    fill(index, "gus", 20)
+    loaded(index, "gus", vs[0].tolist())
+    index.close()
+    assert index.cache is not None and index.cache.nbytes == 0
+
+
+def test_no_copies_with_a_chroma_server_or_a_zero_budget(tmp_path: Path) -> None:
+    assert VectorIndex(Settings(home=tmp_path, chroma_url="http://127.0.0.1:9")).cache is None
+    assert VectorIndex(Settings(home=tmp_path, vector_cache_mb=0)).cache is None
+    with pytest.raises(ValueError, match="CONTEXT_SERVER_VECTOR_CACHE_MB"):
+        Settings.from_env({"CONTEXT_SERVER_HOME": str(tmp_path), "CONTEXT_SERVER_VECTOR_CACHE_MB": "-1"})
+
+
+def test_maintenance_loads_what_searches_asked_for(indexer: Indexer, memories: object) -> None:
+    from context_server.domain.memory import MemoryService
+
+    assert isinstance(memories, MemoryService)
+    saved = memories.save("hal", "muted watercolour palettes", kind="style")
+    indexer.drain()
+    first = memories.search("hal", "soft watercolour colours", limit=5)
+    indexer.maintain()
+    again = memories.search("hal", "soft watercolour colours", limit=5)
+    index = indexer._index
+    assert index is not None and index.cache is not None
+    assert index.cache.cached(collection_name("hal", "memories"))
+    assert [m.memory_id for m in again] == [m.memory_id for m in first] == [saved.memory_id]
+    assert again[0].score == pytest.approx(first[0].score, abs=1e-4)
