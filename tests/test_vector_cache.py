@@ -96,6 +96,23 @@ def test_a_write_during_a_load_throws_the_stale_copy_away(index: VectorIndex) ->
     assert "cat-0" not in {h.id for h in index.query("cat", "images", vs[0].tolist(), 50)}
 
 
+def test_a_load_that_began_before_a_reset_is_not_installed_after_it(settings: Settings) -> None:
+    first = VectorIndex(settings)
+    ids, vs = fill(first, "ida", 30)
+    first.close()
+    index = VectorIndex(settings)  # a new process: nothing written to this collection since it started
+    index.query("ida", "images", vs[0].tolist(), 1)
+    cache = index.cache
+    assert cache is not None
+    name = collection_name("ida", "images")
+    epoch = cache.epoch(name)  # the loader starts reading ...
+    index.reset()  # ... everything is dropped (a rebuild starts) ...
+    assert not cache.install(name, epoch, ids, vs)  # ... and what it read is not kept
+    assert not cache.cached(name)
+    assert index.query("ida", "images", vs[0].tolist(), 5) == []
+    index.close()
+
+
 def test_a_collection_over_the_budget_stays_with_chroma(settings: Settings) -> None:
     index = VectorIndex(replace(settings, vector_cache_mb=1))  # 1 MiB: about 680 vectors of 384 floats
     try:

@@ -150,15 +150,17 @@ class VectorCache:
     def forget(self, names: Sequence[str] | None = None) -> None:
         """Drop these collections' matrices (all, when None): after a reset, a discard or a failed write."""
         with self._lock:
-            for name in list(self._entries) if names is None else names:
-                self._bump(name)
+            everything = names is None
+            if names is None:
+                names = [*self._entries, *self._epochs, *self._wanted]
+            for name in names:
+                self._bump(name)  # never reset: a load that began before this must not be installed after it
                 entry = self._entries.pop(name, None)
                 if entry is not None:
                     self._bytes -= entry.nbytes
-            if names is None:
+            if everything:
                 self._wanted.clear()
                 self._refused.clear()
-                self._epochs.clear()
 
     # --- loading (the index's maintenance thread) -------------------------------------------------------
 
