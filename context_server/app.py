@@ -155,6 +155,7 @@ class App:
             await asyncio.wait_for(self._first_request.wait(), WARMUP_FALLBACK_SECONDS)
         await asyncio.sleep(0.05)  # let the answer that released us reach the client first
         self.embedder.start()
+        self.indexer.copy_early(self.settings.user)  # over stdio the one user; over HTTP the default one
         while True:
             try:
                 await anyio.to_thread.run_sync(self.indexer.maintain)

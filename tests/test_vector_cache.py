@@ -162,3 +162,18 @@ def test_maintenance_loads_what_searches_asked_for(indexer: Indexer, memories: o
     assert index.cache.cached(collection_name("hal", "memories"))
     assert [m.memory_id for m in again] == [m.memory_id for m in first] == [saved.memory_id]
     assert again[0].score == pytest.approx(first[0].score, abs=1e-4)
+
+
+def test_the_stdio_users_collections_are_copied_before_any_query(indexer: Indexer, memories: object) -> None:
+    from context_server.domain.memory import MemoryService
+
+    assert isinstance(memories, MemoryService)
+    memories.save("ivy", "ink wash, lots of empty space", kind="style")
+    indexer.drain()
+    indexer.copy_early("ivy")  # what the App's warm-up asks for its configured user
+    indexer.maintain()
+    index = indexer._index
+    assert index is not None and index.cache is not None
+    assert index.cache.cached(collection_name("ivy", "styles"))
+    assert index.cache.cached(collection_name("ivy", "images"))  # empty, and ready for the first image
+    assert not index.cache.cached(collection_name("ivy", "memories"))  # only what enrichment needs

@@ -260,6 +260,12 @@ class VectorIndex:
                     return ids, embeddings
                 offset += page
 
+    def want(self, user_id: str, kind: str) -> None:
+        """Ask for this collection's copy at the next `load_wanted`, before any query has."""
+        if self.cache is not None:
+            self._collection(user_id, kind)
+            self.cache.want(collection_name(user_id, kind))
+
     def load_wanted(self, max_collections: int = 8) -> int:
         """Copy into memory the collections that queries found uncached (at most `max_collections` a call, so
         one maintenance pass stays short; ~0.1-0.3 s each at 1-2.5k items). Returns how many were loaded."""

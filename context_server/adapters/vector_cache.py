@@ -2,14 +2,15 @@
 
 Every query to the embedded Chroma costs about 2 ms however small the collection (2.1 ms for one item,
 2.6 ms for 1,250, measured on 2 cores), and each generation makes two of them (its styles, its reference).
-A NumPy product over the same vectors takes 0.06 ms at 1,250 items and 0.09 ms at 2,500. So `VectorIndex`
+A query over an in-process copy of the same vectors takes 0.2-0.6 ms (1,250-2,500 items). So `VectorIndex`
 keeps, per collection, a normalised float32 matrix of its vectors and answers plain queries (no `where`
 filter) from it, exactly (brute force: no approximation, unlike HNSW).
 
 Kept in step, never guessed:
 
 - the matrix is built from Chroma itself (`VectorIndex.load_wanted`, on the index's maintenance thread,
-  never on a request): a query that finds no matrix goes to Chroma and marks the collection wanted;
+  never on a request): a query that finds no matrix goes to Chroma and marks the collection wanted (the
+  stdio user's styles and images are wanted from the start: `Indexer.copy_early`);
 - every write that goes through `VectorIndex` (upsert, delete, reset, discard) is applied to the matrix or
   drops it. Only the process holding the index lock writes the embedded Chroma, so these are all the writes
   there are. A write during a load bumps the collection's epoch and the stale load is thrown away;
@@ -105,9 +106,7 @@ class VectorCache:
         has no matrix (the caller asks Chroma, and the collection is loaded later)."""
         entry = self._entries.get(name)
         if entry is None:
-            with self._lock:
-                if name not in self._refused and name not in self._entries:
-                    self._wanted[name] = None
+            self.want(name)
             return None
         if ids is not None:
             rows = np.fromiter((entry.rows[i] for i in dict.fromkeys(ids) if i in entry.rows), dtype=np.intp)
@@ -163,6 +162,12 @@ class VectorCache:
                 self._refused.clear()
 
     # --- loading (the index's maintenance thread) -------------------------------------------------------
+
+    def want(self, name: str) -> None:
+        """Load this collection at the next `VectorIndex.load_wanted`, unless it is loaded or too big."""
+        with self._lock:
+            if name not in self._refused and name not in self._entries:
+                self._wanted[name] = None
 
     def wanted(self) -> list[str]:
         with self._lock:

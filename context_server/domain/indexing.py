@@ -78,6 +78,7 @@ class Indexer:
         self._lock = lock
         self._index: VectorIndex | None = None
         self._work = threading.RLock()  # serialises drain / rebuild / repair
+        self._copy_early: list[tuple[str, str]] = []
         self._tried = False  # whether take_index has finished once (the first search waits for it)
         self._damaged = False
         self._rebuilding = False
@@ -367,18 +368,27 @@ class Indexer:
             if self._lock is not None:
                 self._lock.release()
 
+    def copy_early(self, user_id: str, kinds: Sequence[str] = ("styles", "images")) -> None:
+        """Have the next maintenance pass copy this user's collections into memory without waiting for a
+        query to ask (adapters/vector_cache.py): the stdio server's one user gets fast lookups from their
+        first generation."""
+        self._copy_early.extend((user_id, kind) for kind in kinds)
+
     def maintain(self) -> None:
         """The periodic call (cheap when all is well): retry the lock, repair after a runtime failure, drain
-        what other processes and failed best-effort drains left in the outbox."""
-        if self._index is None:
-            self.take_index()
+        what other processes and failed best-effort drains left in the outbox, copy the collections in use
+        into memory."""
+        if self._index is None and not self.take_index():
             return
         try:
             if self._damaged:
                 self.repair_if_damaged()
             self.drain()
-            if self._index is not None:  # copy in the collections queries found uncached (vector_cache.py)
-                self._index.load_wanted()
+            index = self._index
+            if index is not None:
+                while self._copy_early:
+                    index.want(*self._copy_early.pop())
+                index.load_wanted()
         except EmbedderUnavailable:
             pass  # reported by the embedder's status(); FTS serves meanwhile
         except IndexDamaged:
