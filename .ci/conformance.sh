@@ -28,7 +28,9 @@ fi
 
 PORT="$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 HOME_DIR="$(mktemp -d)"
-"$PYTHON" -m tests.conformance.server --port "$PORT" --home "$HOME_DIR" 2>"$TOOLS/server.log" &
+# The model export goes to the run's own directory, not the user's cache (~/.cache/context-server).
+CONTEXT_SERVER_MODEL_CACHE="${CONTEXT_SERVER_MODEL_CACHE:-$HOME_DIR/models}" \
+  "$PYTHON" -m tests.conformance.server --port "$PORT" --home "$HOME_DIR" 2>"$TOOLS/server.log" &
 SERVER_PID=$!
 cleanup() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; rm -rf "$HOME_DIR"; }
 trap cleanup EXIT
