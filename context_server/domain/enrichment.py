@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import anyio
 
-from ..adapters.files import decode_image, encode_image
+from ..adapters.files import decode_image, encode_image, stored_png
 from ..adapters.providers.registry import ProviderRegistry
 from ..errors import InvalidInput
 from ..models import Applied, AppliedReference, AppliedStyle
@@ -169,7 +169,7 @@ class Enricher:
                                inp: GenerationInput, ref: Reference | None) -> None:
         if inp.mask_image:
             mask = await anyio.to_thread.run_sync(self.references.resolve, user_id, session, inp.mask_image)
-            result.mask = self._png(self.images.read(user_id, mask.image_id), "mask image")
+            result.mask = stored_png(self.images.read(user_id, mask.image_id), what="mask image")
         if inp.input_image_url:
             result.init_image = self._png(await self.fetch_image(inp.input_image_url), "image at input_image_url")
             return
@@ -181,7 +181,7 @@ class Enricher:
         _, model = self.providers.resolve(result.provider, result.model)
         if inp.kind == "edit" or model.image_to_image:
             result.init_image = await anyio.to_thread.run_sync(
-                lambda: self._png(self.images.read(user_id, ref.image_id), "reference image"))
+                lambda: stored_png(self.images.read(user_id, ref.image_id), what="reference image"))
             mode = "image_to_image"
         else:
             mode = "prompt_continuity"
