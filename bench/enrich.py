@@ -11,7 +11,7 @@ batches. It then times `Enricher.enrich` — the step every generate_image runs 
 - styles + reference: a new prompt plus `reference="my last <subject> image"` (a subject that user has),
   on a model without image-to-image, so the reference is resolved by meaning and continued in the prompt;
 - styles only (no reference), and reference only (`apply_memory=false`);
-- styles + reference on the placeholder model, which also reads and re-encodes the 512x512 reference PNG.
+- styles + reference on the placeholder model, which also reads the 512x512 reference PNG for the provider.
 
 Each shape is timed twice: "(Chroma)" with every vector query going to Chroma, as a user's first requests
 after a start do, then "(copies)" once the index's maintenance has loaded the collections in use into
