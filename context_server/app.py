@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 WARMUP_FALLBACK_SECONDS = 3.0
 MAINTAIN_EVERY_SECONDS = 10.0
+#: How often the warm-up loop looks for collections a query found uncached (copying one in takes 0.1-0.3 s
+#: of a background thread; until then Chroma answers that user's queries).
+COPY_POLL_SECONDS = 1.0
 
 
 def default_providers(settings: Settings, client: httpx.AsyncClient) -> list[Provider]:
@@ -156,12 +159,18 @@ class App:
         await asyncio.sleep(0.05)  # let the answer that released us reach the client first
         self.embedder.start()
         self.indexer.copy_early(self.settings.user)  # over stdio the one user; over HTTP the default one
+        loop = asyncio.get_running_loop()
+        next_maintenance = loop.time()
         while True:
             try:
-                await anyio.to_thread.run_sync(self.indexer.maintain)
+                if loop.time() >= next_maintenance:
+                    await anyio.to_thread.run_sync(self.indexer.maintain)
+                    next_maintenance = loop.time() + MAINTAIN_EVERY_SECONDS
+                elif self.indexer.copies_wanted():
+                    await anyio.to_thread.run_sync(self.indexer.load_copies)
             except Exception:
                 log.exception("index maintenance failed; searches use the full-text fallback meanwhile")
-            await asyncio.sleep(MAINTAIN_EVERY_SECONDS)
+            await asyncio.sleep(COPY_POLL_SECONDS)
 
     async def aclose(self) -> None:
         for task in self._background:

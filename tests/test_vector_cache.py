@@ -177,3 +177,29 @@ def test_the_stdio_users_collections_are_copied_before_any_query(indexer: Indexe
     assert index.cache.cached(collection_name("ivy", "styles"))
     assert index.cache.cached(collection_name("ivy", "images"))  # empty, and ready for the first image
     assert not index.cache.cached(collection_name("ivy", "memories"))  # only what enrichment needs
+
+
+@pytest.mark.anyio
+async def test_a_new_users_copy_is_loaded_soon_after_their_first_query(app: object) -> None:
+    """Over HTTP users arrive one by one: the warm-up loop copies a collection a query asked for within
+    about a second (COPY_POLL_SECONDS), not at the next 10-second maintenance pass."""
+    import anyio
+
+    from context_server.app import App
+
+    assert isinstance(app, App)
+    await app.start()
+    app.request_answered()
+    with anyio.fail_after(30):
+        while not app.indexer.uses_vectors:
+            await anyio.sleep(0.05)
+    app.memory.save("zoe", "charcoal sketches with heavy shadows", kind="style")
+    first = app.memory.search("zoe", "dark charcoal drawing", limit=5)
+    index = app.indexer._index
+    assert index is not None and index.cache is not None
+    name = collection_name("zoe", "memories")
+    with anyio.fail_after(5):
+        while not index.cache.cached(name):
+            await anyio.sleep(0.05)
+    again = app.memory.search("zoe", "dark charcoal drawing", limit=5)
+    assert [m.memory_id for m in again] == [m.memory_id for m in first] and len(first) == 1

@@ -374,6 +374,26 @@ class Indexer:
         first generation."""
         self._copy_early.extend((user_id, kind) for kind in kinds)
 
+    def copies_wanted(self) -> bool:
+        """Whether a query (or `copy_early`) asked for a collection's in-process copy that is not loaded."""
+        index = self._index
+        return bool(self._copy_early) or (index is not None and index.cache is not None
+                                          and bool(index.cache.wanted()))
+
+    def load_copies(self) -> None:
+        """Copy the wanted collections into memory (adapters/vector_cache.py); `maintain` does this too, and
+        the warm-up loop calls it between maintenance passes so a new user's copies do not wait for one."""
+        index = self._index
+        if index is None:
+            return
+        try:
+            while self._copy_early:
+                index.want(*self._copy_early.pop())
+            index.load_wanted()
+        except IndexDamaged:
+            self._damaged = True
+            log.warning("copying collections into memory failed; the index will be repaired", exc_info=True)
+
     def maintain(self) -> None:
         """The periodic call (cheap when all is well): retry the lock, repair after a runtime failure, drain
         what other processes and failed best-effort drains left in the outbox, copy the collections in use
@@ -384,11 +404,7 @@ class Indexer:
             if self._damaged:
                 self.repair_if_damaged()
             self.drain()
-            index = self._index
-            if index is not None:
-                while self._copy_early:
-                    index.want(*self._copy_early.pop())
-                index.load_wanted()
+            self.load_copies()
         except EmbedderUnavailable:
             pass  # reported by the embedder's status(); FTS serves meanwhile
         except IndexDamaged:
