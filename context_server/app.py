@@ -164,8 +164,10 @@ class App:
         while True:
             try:
                 if loop.time() >= next_maintenance:
-                    await anyio.to_thread.run_sync(self.indexer.maintain)
-                    next_maintenance = loop.time() + MAINTAIN_EVERY_SECONDS
+                    try:
+                        await anyio.to_thread.run_sync(self.indexer.maintain)
+                    finally:  # a failing pass is retried after the same pause, not at every poll
+                        next_maintenance = loop.time() + MAINTAIN_EVERY_SECONDS
                 elif self.indexer.copies_wanted():
                     await anyio.to_thread.run_sync(self.indexer.load_copies)
             except Exception:
