@@ -139,6 +139,11 @@ class App:
         if self._started:
             return
         self._started = True
+        try:
+            if ended := self.sessions.recover():
+                log.info("ended %d session(s) of a server that stopped without shutting down", ended)
+        except Exception:
+            log.exception("could not end the sessions a stopped server left behind")
         self._first_request = asyncio.Event()
         for job in self.jobs.interrupted():
             if not self.generation.resume(job):

@@ -224,3 +224,10 @@ def m009_index_memory_lookups(db: Database) -> None:
     both scan all of the user's memories (1.8 ms and 1.5 ms at 2,500 memories a user)."""
     db["memories"].create_index(["user_id", "kind", "pinned", "created_at"], if_not_exists=True)
     db["memories"].create_index(["user_id", "session_id", "created_at"], if_not_exists=True)
+
+
+@migrations()
+def m010_add_session_owner(db: Database) -> None:
+    """Which process a session lives in, so the next start can end the sessions of a server that was killed
+    without shutting down (and purge their session-scope memories). Older rows stay NULL: left alone."""
+    db["sessions"].add_column("owner", str)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -272,5 +273,30 @@ async def test_a_server_killed_with_a_full_outbox_restarts_with_an_index_that_ma
             assert len(truth(store, user, "memories")) == 1 and len(truth(store, user, "images")) == 1
             assert store.one("select count(*) as n from images where user_id = ? and incognito = 1",
                              [user]) == {"n": 1}
+        # the killed process could not end its sessions; the next start did, and forgot their memories
+        assert store.one("select count(*) as n from memories where scope = 'session'") == {"n": 0}
+        assert store.one("select count(*) as n from sessions") == {"n": 0}
     finally:
         store.close()
+
+
+async def test_a_start_ends_only_the_sessions_of_servers_that_are_gone(
+    make_settings: Callable[..., Settings], embedder: Embedder
+) -> None:
+    settings = make_settings()
+    running = App.create(settings, embedder=embedder)  # a server still serving this data directory
+    live = running.sessions.touch("local", "stdio")
+    running.memory.save("local", "sepia, for this chat", kind="style", scope="session", session_id=live.id)
+    crashed = App.create(settings, embedder=embedder)  # one that will be killed
+    dead = crashed.sessions.touch("local", "stdio")
+    crashed.memory.save("local", "neon, for that chat", kind="style", scope="session", session_id=dead.id)
+    with crashed.store.write() as db:
+        db.execute("update sessions set owner = ? where id = ?", [f"{socket.gethostname()}:999999:dead", dead.id])
+    crashed.store.close()
+
+    starting = App.create(settings, embedder=embedder)
+    await starting.start()
+    kept = [r["content"] for r in starting.store.query("select content from memories where scope = 'session'")]
+    await starting.aclose()
+    await running.aclose()
+    assert kept == ["sepia, for this chat"]

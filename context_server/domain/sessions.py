@@ -7,6 +7,8 @@ shuts down.
 
 Session ids are salted per `Sessions` object (per process): the stdio key is the same string in every
 process, so without the salt a restarted server would find the last process's session memories again.
+Each session row names its process (`owner`, as jobs do): a server killed without shutting down cannot
+purge its sessions, so the next start ends the sessions whose process is gone (`recover`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..adapters.store import Store, now_iso
+from .jobs import PROCESS_OWNER, owner_is_alive
 
 __all__ = ["Session", "Sessions"]
 
@@ -53,7 +56,8 @@ class Sessions:
             self._sessions[sid] = session
             with self.store.write() as db:
                 db.table("sessions").upsert(
-                    {"id": sid, "user_id": user_id, "created_at": now, "last_seen_at": now}, pk="id"
+                    {"id": sid, "user_id": user_id, "created_at": now, "last_seen_at": now,
+                     "owner": PROCESS_OWNER}, pk="id"
                 )
         session.last_seen = time.monotonic()
         return session
@@ -76,6 +80,22 @@ class Sessions:
         for sid, session in list(self._sessions.items()):
             if session.last_seen < cutoff:
                 self._end(sid, session)
+
+    def recover(self) -> int:
+        """End the sessions left by server processes that are gone (killed, crashed): their session-scope
+        memories are purged, as a shutdown would have. Rows of live processes (another server on the same
+        data directory, another machine) and rows without an owner are left. Returns how many ended."""
+        rows = self.store.query("select id, user_id, owner from sessions where owner is not null")
+        ended = 0
+        for row in rows:
+            if owner_is_alive(row["owner"]):
+                continue
+            if self.on_expire:
+                self.on_expire(row["user_id"], row["id"])
+            with self.store.write() as db:
+                db.execute("delete from sessions where id = ? and user_id = ?", [row["id"], row["user_id"]])
+            ended += 1
+        return ended
 
     def close(self) -> None:
         """End every live session (server shutdown: the connections end with the process)."""
