@@ -3,7 +3,7 @@
 Start-up is split in two. `App.create` does only what the first answer needs (SQLite, migrations,
 providers). The heavy work — loading the embedding model, taking the Chroma directory lock, repairing and
 draining the index — starts in the background once the client's first real request has been answered
-(or after `WARMUP_FALLBACK_SECONDS`), so it never delays that answer; the first call that needs the
+(or after `startup.FIRST_ANSWER_FALLBACK_SECONDS`), so it never delays that answer; the first call that needs the
 model waits for it.
 """
 
@@ -44,12 +44,12 @@ from .domain.templates import TemplateLibrary
 from .domain.users import Users
 from .errors import InvalidInput
 from .settings import Settings
+from .startup import after_first_answer
 
-__all__ = ["WARMUP_FALLBACK_SECONDS", "App"]
+__all__ = ["App"]
 
 log = logging.getLogger(__name__)
 
-WARMUP_FALLBACK_SECONDS = 3.0
 MAINTAIN_EVERY_SECONDS = 10.0
 #: How often the warm-up loop looks for collections a query found uncached (copying one in takes 0.1-0.3 s
 #: of a background thread; until then Chroma answers that user's queries).
@@ -159,9 +159,7 @@ class App:
 
     async def _warm_up(self) -> None:
         assert self._first_request is not None
-        with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-            await asyncio.wait_for(self._first_request.wait(), WARMUP_FALLBACK_SECONDS)
-        await asyncio.sleep(0.05)  # let the answer that released us reach the client first
+        await after_first_answer(self._first_request)
         self.embedder.start()
         self.indexer.copy_early(self.settings.user)  # over stdio the one user; over HTTP the default one
         loop = asyncio.get_running_loop()

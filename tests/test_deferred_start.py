@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -45,51 +45,59 @@ async def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> bo
     return condition()
 
 
-def deferred(settings: Settings, opener: Callable[[Settings], App], **kwargs: Any) -> tuple[DeferredApp, Any]:
-    handle = DeferredApp(settings, opener, **kwargs)
-    return handle, build_server(cast(App, handle))
+class Deferred:
+    """A stdio-style server over a `DeferredApp` whose factory is an `Opener`; closed by the fixture."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.opener = Opener(embedder)
+        self.handles: list[DeferredApp] = []
+
+    def __call__(self, settings: Settings, *, fallback_seconds: float = 60) -> tuple[DeferredApp, Any]:
+        handle = DeferredApp(settings, self.opener, fallback_seconds=fallback_seconds)
+        self.handles.append(handle)
+        return handle, build_server(cast(App, handle))
+
+
+@pytest.fixture
+async def deferred(embedder: Embedder) -> AsyncIterator[Deferred]:
+    made = Deferred(embedder)
+    yield made
+    for handle in made.handles:
+        await handle.aclose()
 
 
 async def test_tools_list_is_answered_before_the_app_opens_and_matches_the_eager_server(
-    make_settings: Callable[..., Settings], embedder: Embedder, app: App,
+    make_settings: Callable[..., Settings], deferred: Deferred, app: App,
 ) -> None:
-    opener = Opener(embedder)
-    handle, server = deferred(make_settings(), opener, fallback_seconds=60)
-    try:
-        async with Client(server) as client:
-            assert not handle.opened, "the handshake alone must not open the data directory"
-            tools = (await client.list_tools()).tools
-            async with Client(build_server(app)) as eager:
-                expected = (await eager.list_tools()).tools
-            assert [t.model_dump() for t in tools] == [t.model_dump() for t in expected]
-            assert await wait_until(lambda: handle.opened), "the first answer releases the opening"
-            saved = await call(client, "save_memory", content="muted watercolour", kind="style", pinned=True)
-            made = await call(client, "generate_image", prompt="a lighthouse", width=64, height=64)
-        assert saved["memory_id"] and made["status"] == "completed"
-        assert "muted watercolour" in made["final_prompt"]
-        assert len(opener.made) == 1 and opener.made[0].started
-    finally:
-        await handle.aclose()
+    handle, server = deferred(make_settings())
+    async with Client(server) as client:
+        assert not handle.opened, "the handshake alone must not open the data directory"
+        tools = (await client.list_tools()).tools
+        async with Client(build_server(app)) as eager:
+            expected = (await eager.list_tools()).tools
+        assert [t.model_dump() for t in tools] == [t.model_dump() for t in expected]
+        assert await wait_until(lambda: handle.opened), "the first answer releases the opening"
+        saved = await call(client, "save_memory", content="muted watercolour", kind="style", pinned=True)
+        made = await call(client, "generate_image", prompt="a lighthouse", width=64, height=64)
+    assert saved["memory_id"] and made["status"] == "completed"
+    assert "muted watercolour" in made["final_prompt"]
+    assert len(deferred.opener.made) == 1 and deferred.opener.made[0].started
 
 
 async def test_a_tool_call_straight_after_the_handshake_opens_the_app_once(
-    make_settings: Callable[..., Settings], embedder: Embedder,
+    make_settings: Callable[..., Settings], deferred: Deferred,
 ) -> None:
-    opener = Opener(embedder)
-    handle, server = deferred(make_settings(), opener, fallback_seconds=60)
-    try:
-        async with Client(server) as client:
-            made = await call(client, "generate_image", prompt="a red kite", width=64, height=64)
-            listed = await call(client, "list_recent_generations")
-            await anyio.sleep(0.2)  # the opener, released by that answer, finds the App already open
-        assert listed["generations"][0]["image_id"] == made["image_id"]
-        assert len(opener.made) == 1 and opener.made[0].started
-    finally:
-        await handle.aclose()
+    _, server = deferred(make_settings())
+    async with Client(server) as client:
+        made = await call(client, "generate_image", prompt="a red kite", width=64, height=64)
+        listed = await call(client, "list_recent_generations")
+        await anyio.sleep(0.2)  # the opener, released by that answer, finds the App already open
+    assert listed["generations"][0]["image_id"] == made["image_id"]
+    assert len(deferred.opener.made) == 1 and deferred.opener.made[0].started
 
 
 async def test_without_any_request_the_app_opens_after_the_fallback_and_recovers_interrupted_jobs(
-    make_settings: Callable[..., Settings], embedder: Embedder,
+    make_settings: Callable[..., Settings], embedder: Embedder, deferred: Deferred,
 ) -> None:
     settings = make_settings()
     before = App.create(settings, embedder=embedder)  # a previous process left a job running, then died
@@ -99,36 +107,28 @@ async def test_without_any_request_the_app_opens_after_the_fallback_and_recovers
         db.execute("update jobs set owner = ?", [f"{socket.gethostname()}:999999:dead"])
     before.store.close()
 
-    opener = Opener(embedder)
-    handle, server = deferred(settings, opener, fallback_seconds=0.2)
-    try:
-        async with Client(server):
-            assert await wait_until(lambda: bool(opener.made) and opener.made[0].started)
-            job = opener.made[0].jobs.get("local", "e" * 32)
-        assert job["status"] == "failed" and "restart" in job["error"]
-    finally:
-        await handle.aclose()
+    _, server = deferred(settings, fallback_seconds=0.2)
+    async with Client(server):
+        assert await wait_until(lambda: bool(deferred.opener.made) and deferred.opener.made[0].started)
+        job = deferred.opener.made[0].jobs.get("local", "e" * 32)
+    assert job["status"] == "failed" and "restart" in job["error"]
 
 
 async def test_a_data_directory_that_cannot_be_opened_is_reported_and_the_server_stays_up(
-    make_settings: Callable[..., Settings], embedder: Embedder,
+    make_settings: Callable[..., Settings], deferred: Deferred,
 ) -> None:
     settings = make_settings()
     settings.home.mkdir(parents=True)
     (settings.home / "context.db").mkdir()  # SQLite cannot open a directory
-    opener = Opener(embedder)
-    handle, server = deferred(settings, opener, fallback_seconds=60)
-    try:
-        async with Client(server) as client:
-            assert (await client.list_tools()).tools
-            first = await call_error(client, "list_recent_generations")
-            (settings.home / "context.db").rmdir()  # the user fixes it; the next call opens the App
-            second = await call(client, "list_recent_generations")
-        assert f"the data directory {settings.home} could not be opened" in first
-        assert "writable directory" in first
-        assert second == {"generations": [], "next_cursor": None}
-    finally:
-        await handle.aclose()
+    _, server = deferred(settings)
+    async with Client(server) as client:
+        assert (await client.list_tools()).tools
+        first = await call_error(client, "list_recent_generations")
+        (settings.home / "context.db").rmdir()  # the user fixes it; the next call opens the App
+        second = await call(client, "list_recent_generations")
+    assert f"the data directory {settings.home} could not be opened" in first
+    assert "writable directory" in first
+    assert second == {"generations": [], "next_cursor": None}
 
 
 def test_answering_tools_list_imports_no_store_index_or_image_code(home: Path) -> None:

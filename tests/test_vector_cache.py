@@ -8,11 +8,14 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import anyio
 import numpy as np
 import pytest
 
 from context_server.adapters.index import VectorIndex, collection_name
+from context_server.app import App
 from context_server.domain.indexing import Indexer
+from context_server.domain.memory import MemoryService
 from context_server.settings import Settings
 
 DIM = 384
@@ -148,10 +151,7 @@ def test_no_copies_with_a_chroma_server_or_a_zero_budget(tmp_path: Path) -> None
         Settings.from_env({"CONTEXT_SERVER_HOME": str(tmp_path), "CONTEXT_SERVER_VECTOR_CACHE_MB": "-1"})
 
 
-def test_maintenance_loads_what_searches_asked_for(indexer: Indexer, memories: object) -> None:
-    from context_server.domain.memory import MemoryService
-
-    assert isinstance(memories, MemoryService)
+def test_maintenance_loads_what_searches_asked_for(indexer: Indexer, memories: MemoryService) -> None:
     saved = memories.save("hal", "muted watercolour palettes", kind="style")
     indexer.drain()
     first = memories.search("hal", "soft watercolour colours", limit=5)
@@ -164,10 +164,7 @@ def test_maintenance_loads_what_searches_asked_for(indexer: Indexer, memories: o
     assert again[0].score == pytest.approx(first[0].score, abs=1e-4)
 
 
-def test_the_stdio_users_collections_are_copied_before_any_query(indexer: Indexer, memories: object) -> None:
-    from context_server.domain.memory import MemoryService
-
-    assert isinstance(memories, MemoryService)
+def test_the_stdio_users_collections_are_copied_before_any_query(indexer: Indexer, memories: MemoryService) -> None:
     memories.save("ivy", "ink wash, lots of empty space", kind="style")
     indexer.drain()
     indexer.copy_early("ivy")  # what the App's warm-up asks for its configured user
@@ -180,14 +177,9 @@ def test_the_stdio_users_collections_are_copied_before_any_query(indexer: Indexe
 
 
 @pytest.mark.anyio
-async def test_a_new_users_copy_is_loaded_soon_after_their_first_query(app: object) -> None:
+async def test_a_new_users_copy_is_loaded_soon_after_their_first_query(app: App) -> None:
     """Over HTTP users arrive one by one: the warm-up loop copies a collection a query asked for within
     about a second (COPY_POLL_SECONDS), not at the next 10-second maintenance pass."""
-    import anyio
-
-    from context_server.app import App
-
-    assert isinstance(app, App)
     await app.start()
     app.request_answered()
     with anyio.fail_after(30):

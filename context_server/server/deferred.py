@@ -7,7 +7,7 @@ imports and set-up on 2 cores). So the stdio server starts with a `DeferredApp` 
 
 - `start()` (the server's lifespan) schedules the opening; it does not open anything;
 - the App is created on a worker thread once the first request other than the handshake has been
-  answered, or after `OPEN_FALLBACK_SECONDS` if none comes; then it starts (interrupted jobs resume,
+  answered, or after `startup.FIRST_ANSWER_FALLBACK_SECONDS` if none comes; then it starts (interrupted jobs resume,
   the embedder warms up) as it would have at start-up;
 - anything that needs the App before then (a tool call right after `initialize`) opens it at once and
   waits for it, so no request ever sees a half-opened App.
@@ -29,6 +29,7 @@ import anyio
 
 from ..errors import ContextServerError
 from ..settings import Settings
+from ..startup import FIRST_ANSWER_FALLBACK_SECONDS, after_first_answer
 
 if TYPE_CHECKING:
     from ..app import App
@@ -37,8 +38,6 @@ __all__ = ["DeferredApp"]
 
 log = logging.getLogger(__name__)
 
-ANSWER_FLUSH_SECONDS = 0.05  # let the answer that released the opening reach the client first
-OPEN_FALLBACK_SECONDS = 3.0  # a client that sends nothing after the handshake still gets an open App
 
 
 def _create_app(settings: Settings) -> App:
@@ -51,7 +50,7 @@ class DeferredApp:
     """Stands in for an `App` that is created after the first answer (see the module docstring)."""
 
     def __init__(self, settings: Settings, factory: Callable[[Settings], App] = _create_app,
-                 fallback_seconds: float | None = None) -> None:
+                 fallback_seconds: float = FIRST_ANSWER_FALLBACK_SECONDS) -> None:
         self.settings = settings
         self._factory = factory
         self._fallback_seconds = fallback_seconds
@@ -92,10 +91,7 @@ class DeferredApp:
 
     async def _open_later(self) -> None:
         assert self._answered is not None
-        wait = OPEN_FALLBACK_SECONDS if self._fallback_seconds is None else self._fallback_seconds
-        with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-            await asyncio.wait_for(self._answered.wait(), wait)
-        await asyncio.sleep(ANSWER_FLUSH_SECONDS)
+        await after_first_answer(self._answered, self._fallback_seconds)
         try:
             app = await anyio.to_thread.run_sync(self._create)
         except ContextServerError as exc:
