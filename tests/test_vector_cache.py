@@ -4,6 +4,7 @@ stale."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -195,3 +196,82 @@ async def test_a_new_users_copy_is_loaded_soon_after_their_first_query(app: App)
             await anyio.sleep(0.05)
     again = app.memory.search("zoe", "dark charcoal drawing", limit=5)
     assert [m.memory_id for m in again] == [m.memory_id for m in first] and len(first) == 1
+
+
+def test_ids_without_their_vectors_are_never_kept(index: VectorIndex) -> None:
+    """A copy must be exact or absent: a read that brought back fewer vectors than ids is refused, and the
+    collection is read again only when a query asks."""
+    ids, vs = fill(index, "jon", 10)
+    index.query("jon", "images", vs[0].tolist(), 1)
+    cache = index.cache
+    assert cache is not None
+    name = collection_name("jon", "images")
+    assert not cache.install(name, cache.epoch(name), ids, [])
+    assert not cache.install(name, cache.epoch(name), ids, vs[:4])
+    assert not cache.cached(name) and cache.wanted() == []
+    assert index.query("jon", "images", vs[3].tolist(), 1)[0].id == "jon-3"  # Chroma answers, and asks again
+    assert index.load_wanted() == 1 and cache.cached(name)
+
+
+def test_a_copy_that_does_not_fit_a_write_is_dropped_and_the_write_stands(index: VectorIndex) -> None:
+    ids, _ = fill(index, "kim", 10)
+    cache = index.cache
+    assert cache is not None
+    name = collection_name("kim", "images")
+    assert cache.install(name, cache.epoch(name), ids, vectors(10, seed=5)[:, :8])  # a copy of the wrong width
+    fresh = vectors(1, seed=77)[0]
+    index.upsert("kim", "images", ["kim-0"], [fresh.tolist()], ["changed"])  # must not fail on the copy
+    assert not cache.cached(name) and name in cache.wanted()
+    assert index.query("kim", "images", fresh.tolist(), 1)[0].id == "kim-0"
+    assert index.load_wanted() == 1
+    assert index.query("kim", "images", fresh.tolist(), 1)[0].id == "kim-0"
+
+
+def test_copies_are_not_read_while_a_rebuild_refills_the_index(indexer: Indexer, memories: MemoryService) -> None:
+    """CI once caught a copy read while a rebuild dropped and refilled the collections: it held ids without
+    vectors and the next write failed. Copies now wait for the index's work (rebuild, drain, repair)."""
+    for i in range(40):
+        memories.save("lou", f"style number {i}: {'bold' if i % 2 else 'soft'} colours", kind="style")
+    indexer.drain()
+    indexer.copy_early("lou")
+    started, release = threading.Event(), threading.Event()
+
+    def busy() -> None:  # what a rebuild or a drain holds while it writes
+        with indexer._work:
+            started.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=busy)
+    worker.start()
+    started.wait(10)
+    indexer.load_copies()
+    index = indexer._index
+    assert index is not None and index.cache is not None
+    assert not index.cache.cached(collection_name("lou", "styles"))  # not read beside the work
+    release.set()
+    worker.join()
+
+    stop = threading.Event()
+
+    def rebuild() -> None:
+        try:
+            indexer.rebuild()
+        finally:
+            stop.set()
+
+    rebuilder = threading.Thread(target=rebuild)
+    rebuilder.start()
+    while not stop.is_set():  # the warm-up loop polls like this, on its own thread
+        indexer.copy_early("lou")
+        indexer.load_copies()
+    rebuilder.join()
+    indexer.copy_early("lou")
+    indexer.load_copies()
+    name = collection_name("lou", "styles")
+    assert index.cache.cached(name)
+    saved = memories.save("lou", "a brand new ink style", kind="style")
+    indexer.drain()  # writes the new vector through the copy: fails if the copy went wrong
+    probe = indexer.embedder.embed(["a brand new ink style"])[0]
+    stored = index.count("lou", "styles")  # similar styles were merged on saving: Chroma holds what is left
+    from_copy = index.query("lou", "styles", probe, 100)
+    assert from_copy[0].id == saved.memory_id and stored > 5 and len(from_copy) == stored

@@ -22,6 +22,7 @@ Memory: 4 bytes per dimension per vector (1.5 KB for all-MiniLM-L6-v2), up to `m
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["VectorCache"]
+
+log = logging.getLogger(__name__)
 
 
 def _normalised(vectors: Any) -> np.ndarray:
@@ -134,7 +137,14 @@ class VectorCache:
             self._bump(name)
             entry = self._entries.get(name)
             if entry is not None:
-                self._replace(name, entry.upserted(ids, _normalised(vectors)))
+                try:
+                    updated = entry.upserted(ids, _normalised(vectors))
+                except ValueError:  # vectors of another width than the copy's: drop it rather than guess
+                    log.warning("vector copy of %s does not match a write; reloading it from Chroma", name)
+                    self._drop(name)
+                    self._wanted[name] = None
+                    return
+                self._replace(name, updated)
                 if self._bytes > self.max_bytes:  # grew past the budget: Chroma serves it from now on
                     self._bytes -= self._entries.pop(name).nbytes
                     self._refused.add(name)
@@ -154,9 +164,7 @@ class VectorCache:
                 names = [*self._entries, *self._epochs, *self._wanted]
             for name in names:
                 self._bump(name)  # never reset: a load that began before this must not be installed after it
-                entry = self._entries.pop(name, None)
-                if entry is not None:
-                    self._bytes -= entry.nbytes
+                self._drop(name)
             if everything:
                 self._wanted.clear()
                 self._refused.clear()
@@ -179,8 +187,19 @@ class VectorCache:
 
     def install(self, name: str, epoch: int, ids: Sequence[str], vectors: Any) -> bool:
         """Keep a collection's vectors as read from Chroma at `epoch`. False (and still wanted) when a write
-        came in meanwhile; False (and never asked for again) when it does not fit the budget."""
-        entry = _Entry.of(list(ids), _normalised(vectors) if len(ids) else np.zeros((0, 0), np.float32))
+        came in meanwhile; False (and never asked for again) when it does not fit the budget; False (until a
+        query asks again) when the vectors do not match the ids."""
+        try:
+            matrix = _normalised(vectors) if len(ids) else np.zeros((0, 0), np.float32)
+        except ValueError:  # ragged rows
+            matrix = np.zeros((0, 0), np.float32)
+        if len(ids) and (matrix.shape[0] != len(ids) or matrix.shape[1] == 0):
+            # Chroma answered ids without their vectors (or too few): never keep a copy that is not exact.
+            log.warning("vector copy of %s refused: %d ids, vectors %s", name, len(ids), matrix.shape)
+            with self._lock:
+                self._wanted.pop(name, None)  # asked for again by the next query, not at every poll
+            return False
+        entry = _Entry.of(list(ids), matrix)
         with self._lock:
             if self._epochs.get(name, 0) != epoch:
                 return False
@@ -190,6 +209,11 @@ class VectorCache:
                 return False
             self._replace(name, entry)
             return True
+
+    def _drop(self, name: str) -> None:
+        entry = self._entries.pop(name, None)
+        if entry is not None:
+            self._bytes -= entry.nbytes
 
     def _replace(self, name: str, entry: _Entry) -> None:
         old = self._entries.get(name)

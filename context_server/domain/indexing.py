@@ -383,16 +383,23 @@ class Indexer:
     def load_copies(self) -> None:
         """Copy the wanted collections into memory (adapters/vector_cache.py); `maintain` does this too, and
         the warm-up loop calls it between maintenance passes so a new user's copies do not wait for one."""
-        index = self._index
-        if index is None:
+        # Under the work lock, never beside a drain, rebuild or repair: a copy read while a rebuild drops and
+        # refills the collections could install a half-written matrix (CI caught one). Not waited for: a busy
+        # index is copied at the next poll, since the collections stay wanted.
+        if not self._work.acquire(blocking=False):
             return
         try:
+            index = self._index
+            if index is None:
+                return
             while self._copy_early:
                 index.want(*self._copy_early.pop())
             index.load_wanted()
         except IndexDamaged:
             self._damaged = True
             log.warning("copying collections into memory failed; the index will be repaired", exc_info=True)
+        finally:
+            self._work.release()
 
     def maintain(self) -> None:
         """The periodic call (cheap when all is well): retry the lock, repair after a runtime failure, drain
