@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from context_server.adapters.embedder import Embedder
-from context_server.adapters.index import IndexLock, VectorIndex, collection_name
+from context_server.adapters.index import IndexDamaged, IndexLock, VectorIndex, collection_name
 from context_server.adapters.store import Store, now_iso
 from context_server.domain.health import check_index
 from context_server.domain.indexing import INDEX_LAYOUT, Indexer
@@ -233,6 +233,47 @@ def test_a_corrupt_chroma_directory_is_moved_aside_and_rebuilt(
     assert second.take_index()
     assert (settings.home / "chroma.damaged").is_dir()
     assert [hit for hit, _ in second.search("ann", "memories", "concrete buildings", 1)] == [memory_id]
+
+
+def test_a_server_stopping_mid_rebuild_leaves_the_index_alone_and_quiet(
+    settings: Settings, store: Store, make_indexer: MakeIndexer, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server stopped during its start-up warm-up exits while a worker thread is still rebuilding, and at
+    interpreter shutdown Chroma fails ("can't register atexit after shutdown" from a lazy import). That
+    failure must not be taken for a damaged index: no error logged, nothing moved aside, and the next start
+    finishes the rebuild."""
+    first = make_indexer()
+    first.take_index()
+    memory_id = add_memory(store, first, "ann", "brutalist concrete towers")
+    first.drain()
+    first.close()
+    shutil.rmtree(settings.chroma_path)  # the next start must rebuild
+
+    stopping = make_indexer()
+    closer: list[threading.Thread] = []
+    real_reset = VectorIndex.reset
+
+    def reset_while_the_server_stops(index: VectorIndex, user_id: str | None = None) -> None:
+        closer.append(threading.Thread(target=stopping.close))  # the server's shutdown, on its own thread
+        closer[0].start()
+        while not stopping._stopping:
+            threading.Event().wait(0.01)
+        raise IndexDamaged("vector index reset failed: can't register atexit after shutdown")
+
+    monkeypatch.setattr(VectorIndex, "reset", reset_while_the_server_stops)
+    with caplog.at_level("WARNING"):
+        assert not stopping.take_index()
+    closer[0].join(10)
+    assert not closer[0].is_alive()
+    assert [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "ERROR")
+            and "rebuilding" not in r.getMessage()] == []
+    assert not (settings.home / "chroma.damaged").exists()
+
+    monkeypatch.setattr(VectorIndex, "reset", real_reset)
+    again = make_indexer()
+    assert again.take_index()
+    assert [hit for hit, _ in again.search("ann", "memories", "concrete buildings", 1)] == [memory_id]
 
 
 def test_an_interrupted_rebuild_is_finished_at_the_next_start(

@@ -61,6 +61,11 @@ INDEX_LAYOUT = "2"
 REBUILD_PATIENCE_SECONDS = 2.0
 
 
+class _Stopped(Exception):
+    """The indexer is closing: the work in progress gives up where it stands. Nothing is lost: the outbox keeps
+    what was not applied, and an interrupted rebuild is finished by the next start (`rebuild_pending`)."""
+
+
 class Indexer:
     """Outbox, drain, rebuild and search over a `Store`, an `Embedder` and (when ours) a `VectorIndex`."""
 
@@ -82,6 +87,10 @@ class Indexer:
         self._tried = False  # whether take_index has finished once (the first search waits for it)
         self._damaged = False
         self._rebuilding = False
+        # Set by close(). A server stopped during its warm-up exits while a worker thread is still opening
+        # or rebuilding the index; Chroma then fails in odd ways (its lazy imports cannot start threads at
+        # interpreter shutdown), and those failures must not be taken for a damaged index (moved aside).
+        self._stopping = False
 
     @classmethod
     def for_settings(cls, settings: Settings, store: Store, embedder: Embedder) -> Indexer:
@@ -184,11 +193,13 @@ class Indexer:
         with self._work:
             while True:
                 rows = self.store.query("SELECT * FROM outbox ORDER BY id LIMIT ?", (batch,))
-                if not rows:
+                if not rows or self._stopping:
                     return applied
                 try:
                     self._apply(index, rows)
                 except IndexDamaged:
+                    if self._stopping:
+                        return applied
                     self._damaged = True
                     log.warning("vector index failed while draining; will repair", exc_info=True)
                     return applied
@@ -324,7 +335,11 @@ class Indexer:
                     self.drain()
                 except EmbedderUnavailable:
                     log.error("no embedder: searching with the full-text fallback", exc_info=True)
+                except _Stopped:
+                    return False
                 except IndexDamaged:
+                    if self._stopping:
+                        return False
                     self._damaged = True
                     log.error("the vector index cannot be repaired now; will retry", exc_info=True)
                 return self.uses_vectors
@@ -360,13 +375,19 @@ class Indexer:
             return True
 
     def close(self) -> None:
-        """Let go of the index and the lock (shutdown), so another process can take them."""
+        """Let go of the index and the lock (shutdown), so another process can take them. Work running on
+        another thread (a rebuild at start-up) stops at its next step instead of being waited for to the end."""
+        self._stopping = True
         with self._work:
             if self._index is not None:
                 self._index.close()
                 self._index = None
             if self._lock is not None:
                 self._lock.release()
+
+    def _check_stop(self) -> None:
+        if self._stopping:
+            raise _Stopped
 
     def copy_early(self, user_id: str, kinds: Sequence[str] = ("styles", "images")) -> None:
         """Have the next maintenance pass copy this user's collections into memory without waiting for a
@@ -396,8 +417,9 @@ class Indexer:
                 index.want(*self._copy_early.pop())
             index.load_wanted()
         except IndexDamaged:
-            self._damaged = True
-            log.warning("copying collections into memory failed; the index will be repaired", exc_info=True)
+            if not self._stopping:
+                self._damaged = True
+                log.warning("copying collections into memory failed; the index will be repaired", exc_info=True)
         finally:
             self._work.release()
 
@@ -414,9 +436,12 @@ class Indexer:
             self.load_copies()
         except EmbedderUnavailable:
             pass  # reported by the embedder's status(); FTS serves meanwhile
+        except _Stopped:
+            pass
         except IndexDamaged:
-            self._damaged = True
-            log.warning("vector index repair failed; will retry", exc_info=True)
+            if not self._stopping:
+                self._damaged = True
+                log.warning("vector index repair failed; will retry", exc_info=True)
 
     def check_model(self) -> bool:
         """Rebuild when the index was built by another model or dimension (never mix), or under an older
@@ -438,6 +463,7 @@ class Indexer:
     def _repair(self) -> bool:
         if self._index is None:
             return False
+        self._check_stop()
         index = self._index
         reason: str | None = None
         broken = self._damaged
@@ -450,6 +476,7 @@ class Indexer:
                 remote = index.get_meta()
                 index.probe(self.embedder.dimension)
             except IndexDamaged as exc:
+                self._check_stop()  # a failure while closing says nothing about the index
                 reason, broken = str(exc), True
             else:
                 if remote is None or remote.get("index_id") != self._meta("index_id"):
@@ -475,6 +502,7 @@ class Indexer:
                 try:
                     index.reset()
                 except IndexDamaged:
+                    self._check_stop()
                     index.discard()
                     index.reset()
                 top = self.store.one("SELECT max(id) AS top FROM outbox")
@@ -483,6 +511,7 @@ class Indexer:
                 done = 0
                 for collection in SOURCE_KINDS:
                     for page in self._pages(collection):
+                        self._check_stop()
                         by_user: dict[str, list[dict[str, Any]]] = {}
                         for row in page:
                             by_user.setdefault(row["user_id"], []).append(row)
