@@ -3,6 +3,7 @@ client does can tell, except that the first answers come sooner."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from typing import Any, cast
 
 import anyio
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 
 from context_server.adapters.embedder import Embedder
 from context_server.app import App
@@ -149,3 +150,57 @@ def test_answering_tools_list_imports_no_store_index_or_image_code(home: Path) -
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]", out.stdout
     assert not home.exists(), "building the server must not create the data directory either"
+
+
+async def test_the_spawned_stdio_server_answers_exactly_as_the_eager_server(home: Path, app: App) -> None:
+    """The real `context-server` over stdio builds the SDK's protocol models on first use
+    (`startup.models_built_on_first_use`): its capabilities, every list, validation errors and a tool result
+    must be what the eager in-process server answers."""
+    async def answers(client: Client) -> list[Any]:
+        assert client.server_capabilities is not None
+        bad = await client.call_tool("save_memory", {"content": "x", "kind": "mood"})
+        wrong_type = await client.call_tool("generate_image", {"prompt": "a kite", "width": "wide"})
+        made = await call(client, "generate_image", prompt="a red kite", width=64, height=64)
+        return [
+            client.server_capabilities.model_dump(),
+            [t.model_dump() for t in (await client.list_tools()).tools],
+            [p.model_dump() for p in (await client.list_prompts()).prompts],
+            [r.model_dump() for r in (await client.list_resource_templates()).resource_templates],
+            [bad.is_error, bad.content[0].model_dump(), wrong_type.is_error],
+            sorted(made),
+        ]
+
+    worktree = Path(__file__).resolve().parent.parent
+    spawned = StdioServerParameters(
+        command=sys.executable, args=["-m", "context_server.cli"], cwd=str(worktree),
+        env={**os.environ, "PYTHONPATH": str(worktree), "CONTEXT_SERVER_HOME": str(home / "spawned"),
+             "CONTEXT_SERVER_LOG_LEVEL": "WARNING"},
+    )
+    async with Client(spawned) as over_stdio:
+        from_stdio = await answers(over_stdio)
+    async with Client(build_server(app)) as eager:
+        from_eager = await answers(eager)
+    assert from_stdio == from_eager
+    assert from_stdio[4][0] and "mood" in str(from_stdio[4][1]) and from_stdio[4][2]
+
+
+def test_models_defined_in_the_block_build_on_first_use_and_validate_the_same() -> None:
+    from pydantic import BaseModel, ValidationError
+
+    from context_server.startup import models_built_on_first_use
+
+    with models_built_on_first_use():
+        class Deferred(BaseModel):
+            width: int
+            tags: list[str] = []
+
+    class Eager(BaseModel):
+        width: int
+        tags: list[str] = []
+
+    assert not Deferred.__pydantic_complete__ and Eager.__pydantic_complete__
+    assert Deferred(width="64").model_dump() == Eager(width="64").model_dump() == {"width": 64, "tags": []}
+    assert Deferred.__pydantic_complete__
+    with pytest.raises(ValidationError, match="width"):
+        Deferred(width="wide")
+    assert Deferred.model_json_schema()["properties"] == Eager.model_json_schema()["properties"]

@@ -119,13 +119,16 @@ async def _serve_stdio(settings: Settings) -> None:
     # Start-up builds some 600 pydantic models (the SDK's protocol types, then our tools) and frees little:
     # the cyclic collector would walk that growing heap again and again for nothing (~5% of the start).
     # It comes back once the server exists, with what start-up built frozen out of later collections.
+    from ..startup import models_built_on_first_use
+
     gc.disable()
     try:
-        from ..server import build_server
-        from ..server.deferred import DeferredApp
+        with models_built_on_first_use():  # the SDK's ~550 protocol models; a dozen answer the first requests
+            from ..server import build_server
+            from ..server.deferred import DeferredApp
 
-        app = DeferredApp(settings)
-        server = build_server(cast("App", app))
+            app = DeferredApp(settings)
+            server = build_server(cast("App", app))
     finally:
         gc.freeze()
         gc.enable()
