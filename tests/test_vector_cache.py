@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from context_server.adapters.index import VectorIndex, collection_name
+from context_server.adapters.vector_cache import VectorCache
 from context_server.app import App
 from context_server.domain.indexing import Indexer
 from context_server.domain.memory import MemoryService
@@ -275,3 +276,67 @@ def test_copies_are_not_read_while_a_rebuild_refills_the_index(indexer: Indexer,
     stored = index.count("lou", "styles")  # similar styles were merged on saving: Chroma holds what is left
     from_copy = index.query("lou", "styles", probe, 100)
     assert from_copy[0].id == saved.memory_id and stored > 5 and len(from_copy) == stored
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_idle_copies_make_room_for_a_new_user_least_recent_first(settings: Settings) -> None:
+    """Over HTTP users come and go: when a new user's collection does not fit, the copies nobody queried
+    for a minute make room, the least recently queried first; busy ones are never thrown out for it."""
+    clock = Clock()
+    index = VectorIndex(replace(settings, vector_cache_mb=1))  # room for ~680 vectors: two of these at a time
+    index.cache = VectorCache(1024 * 1024, clock=clock)
+    cache = index.cache
+    try:
+        data = {user: fill(index, user, 300, seed=n)[1] for n, user in enumerate(("amy", "ben", "cal"), 1)}
+        for user in ("amy", "ben"):
+            loaded(index, user, data[user][0].tolist())
+        clock.now += 30
+        index.query("ben", "images", data["ben"][1].tolist(), 1)  # ben is busy, amy idle
+        clock.now += 40  # amy idle for 70 s, ben for 40 s
+
+        assert index.query("cal", "images", data["cal"][2].tolist(), 1)[0].id == "cal-2"  # Chroma answers
+        assert index.load_wanted() == 1
+        assert cache.cached(collection_name("cal", "images")) and cache.cached(collection_name("ben", "images"))
+        assert not cache.cached(collection_name("amy", "images"))  # the idle one made room
+        assert cache.nbytes <= 1024 * 1024
+
+        assert index.query("amy", "images", data["amy"][5].tolist(), 1)[0].id == "amy-5"  # from Chroma again
+        assert index.load_wanted() == 0  # ben was queried 40 s ago and cal just now: no room, none thrown out
+        assert cache.cached(collection_name("ben", "images")) and cache.cached(collection_name("cal", "images"))
+        index.query("amy", "images", data["amy"][5].tolist(), 1)
+        assert cache.wanted() == []  # not read again at every query while there is no room ...
+        clock.now += 61
+        index.query("cal", "images", data["cal"][0].tolist(), 1)  # cal busy again, ben now idle
+        assert index.query("amy", "images", data["amy"][5].tolist(), 1)[0].id == "amy-5"
+        assert index.load_wanted() == 1  # ... and a minute later ben's idle copy makes room
+        assert cache.cached(collection_name("amy", "images")) and not cache.cached(collection_name("ben", "images"))
+        assert index.query("amy", "images", data["amy"][7].tolist(), 1)[0].id == "amy-7"
+    finally:
+        index.close()
+
+
+def test_a_copy_that_grows_past_the_budget_makes_room_or_goes_back_to_chroma(settings: Settings) -> None:
+    clock = Clock()
+    index = VectorIndex(replace(settings, vector_cache_mb=1))
+    index.cache = VectorCache(1024 * 1024, clock=clock)
+    cache = index.cache
+    try:
+        _, amy = fill(index, "amy", 300)
+        _, ben = fill(index, "ben", 300, seed=2)
+        loaded(index, "amy", amy[0].tolist())
+        loaded(index, "ben", ben[0].tolist())
+        more = vectors(200, seed=3)
+        index.upsert("ben", "images", [f"ben-x{i}" for i in range(200)], more.tolist(), ["x"] * 200)
+        assert not cache.cached(collection_name("ben", "images"))  # amy was just queried: ben goes to Chroma
+        assert cache.cached(collection_name("amy", "images"))
+        assert index.query("ben", "images", more[9].tolist(), 1)[0].id == "ben-x9"
+        assert cache.nbytes <= 1024 * 1024
+    finally:
+        index.close()

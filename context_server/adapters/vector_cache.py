@@ -17,14 +17,19 @@ Kept in step, never guessed:
 - not used with `CHROMA_URL`: another server process may write that Chroma.
 
 Memory: 4 bytes per dimension per vector (1.5 KB for all-MiniLM-L6-v2), up to `max_bytes` in all
-(`CONTEXT_SERVER_VECTOR_CACHE_MB`). A collection that does not fit is served by Chroma, as before.
+(`CONTEXT_SERVER_VECTOR_CACHE_MB`). When a new collection does not fit, the copies queried least recently
+make room, but only those idle for `EVICT_IDLE_SECONDS`: an HTTP server with more active users than the
+budget holds keeps the copies it has rather than reloading in turn; a collection that finds no room is
+served by Chroma and asked for again after that pause. A collection bigger than the whole budget is never
+copied.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +38,10 @@ import numpy as np
 __all__ = ["VectorCache"]
 
 log = logging.getLogger(__name__)
+
+#: A copy queried within this many seconds is never evicted to make room for another; a collection that
+#: found no room is not read again before this long either.
+EVICT_IDLE_SECONDS = 60.0
 
 
 def _normalised(vectors: Any) -> np.ndarray:
@@ -87,13 +96,16 @@ class _Entry:
 class VectorCache:
     """Per-collection matrices within a byte budget; see the module docstring for how they stay exact."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_bytes = max_bytes
+        self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
         self._epochs: dict[str, int] = {}
         self._wanted: dict[str, None] = {}  # insertion-ordered set: first asked, first loaded
-        self._refused: set[str] = set()
+        self._refused: set[str] = set()  # bigger than the whole budget
+        self._no_room_until: dict[str, float] = {}  # found no room: not read again before then
+        self._used: dict[str, float] = {}  # when each copy last answered a query
         self._bytes = 0
 
     @property
@@ -111,6 +123,7 @@ class VectorCache:
         if entry is None:
             self.want(name)
             return None
+        self._used[name] = self._clock()
         if ids is not None:
             rows = np.fromiter((entry.rows[i] for i in dict.fromkeys(ids) if i in entry.rows), dtype=np.intp)
         else:
@@ -145,9 +158,12 @@ class VectorCache:
                     self._wanted[name] = None
                     return
                 self._replace(name, updated)
-                if self._bytes > self.max_bytes:  # grew past the budget: Chroma serves it from now on
-                    self._bytes -= self._entries.pop(name).nbytes
-                    self._refused.add(name)
+                if self._bytes > self.max_bytes and not self._make_room(0, keep=name):
+                    self._drop(name)  # grew past the budget: Chroma serves it from now on
+                    if updated.nbytes > self.max_bytes:
+                        self._refused.add(name)
+                    else:
+                        self._no_room_until[name] = self._clock() + EVICT_IDLE_SECONDS
 
     def deleted(self, name: str, ids: Sequence[str]) -> None:
         with self._lock:
@@ -168,14 +184,19 @@ class VectorCache:
             if everything:
                 self._wanted.clear()
                 self._refused.clear()
+                self._no_room_until.clear()
 
     # --- loading (the index's maintenance thread) -------------------------------------------------------
 
     def want(self, name: str) -> None:
         """Load this collection at the next `VectorIndex.load_wanted`, unless it is loaded or too big."""
         with self._lock:
-            if name not in self._refused and name not in self._entries:
-                self._wanted[name] = None
+            if name in self._refused or name in self._entries:
+                return
+            if self._no_room_until.get(name, 0.0) > self._clock():
+                return
+            self._no_room_until.pop(name, None)
+            self._wanted[name] = None
 
     def wanted(self) -> list[str]:
         with self._lock:
@@ -204,14 +225,41 @@ class VectorCache:
             if self._epochs.get(name, 0) != epoch:
                 return False
             self._wanted.pop(name, None)
-            if self._bytes + entry.nbytes > self.max_bytes:
+            if entry.nbytes > self.max_bytes:
                 self._refused.add(name)
                 return False
+            if not self._make_room(entry.nbytes, keep=name):
+                self._no_room_until[name] = self._clock() + EVICT_IDLE_SECONDS
+                return False
             self._replace(name, entry)
+            self._used[name] = self._clock()
             return True
+
+    def _make_room(self, nbytes: int, keep: str) -> bool:
+        """Evict idle copies, least recently queried first, until `nbytes` more fit (with `keep`'s current
+        size counted). False, evicting nothing, when the idle ones would not free enough."""
+        need = self._bytes + nbytes - self.max_bytes
+        if need <= 0:
+            return True
+        idle_before = self._clock() - EVICT_IDLE_SECONDS
+        idle = sorted((self._used.get(n, 0.0), n) for n in self._entries
+                      if n != keep and self._used.get(n, 0.0) <= idle_before)
+        chosen: list[str] = []
+        for _, candidate in idle:
+            if need <= 0:
+                break
+            chosen.append(candidate)
+            need -= self._entries[candidate].nbytes
+        if need > 0:
+            return False
+        for candidate in chosen:
+            self._drop(candidate)
+        log.info("vector copies: evicted %d idle collection(s) to make room for %s", len(chosen), keep)
+        return True
 
     def _drop(self, name: str) -> None:
         entry = self._entries.pop(name, None)
+        self._used.pop(name, None)
         if entry is not None:
             self._bytes -= entry.nbytes
 
