@@ -37,7 +37,7 @@ def models_built_on_first_use() -> Iterator[None]:
     cold start (docs/benchmarks.md). Nothing else changes: a deferred model builds the same schema on first
     use, and models defined after the block build eagerly as before.
 
-    Only with a pydantic whose deferred rebuilds are thread-safe (`pydantic.main._rebuild_lock`, 2.13+): the
+    Only with a pydantic whose deferred rebuilds are thread-safe (`pydantic.main._rebuild_lock`, 2.14+): the
     server validates on worker threads, and an unlocked first use from two threads at once could validate
     with the parent class's validator. Otherwise, or if pydantic's internals moved, this does nothing.
     """
