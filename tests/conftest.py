@@ -6,12 +6,13 @@ Async tests run on anyio's asyncio backend: test modules set `pytestmark = pytes
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 
 from context_server.adapters.embedder import Embedder
 from context_server.adapters.store import Store
@@ -60,6 +61,17 @@ async def app(make_settings: Callable[..., Settings], embedder: Embedder) -> Asy
 async def client(app: App) -> AsyncIterator[Client]:
     async with Client(build_server(app)) as c:
         yield c
+
+
+WORKTREE = Path(__file__).resolve().parent.parent
+
+
+def stdio_server(home: Path, **env: str) -> StdioServerParameters:
+    """This checkout's server over stdio, the way Claude Desktop starts one."""
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "context_server.cli"], cwd=str(WORKTREE),
+        env={**os.environ, "PYTHONPATH": str(WORKTREE), "CONTEXT_SERVER_HOME": str(home),
+             "CONTEXT_SERVER_LOG_LEVEL": "WARNING", **env})
 
 
 async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@ client does can tell, except that the first answers come sooner."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from typing import Any, cast
 
 import anyio
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client
 
 from context_server.adapters.embedder import Embedder
 from context_server.app import App
@@ -21,7 +20,7 @@ from context_server.server import build_server
 from context_server.server.deferred import DeferredApp
 from context_server.settings import Settings
 
-from .conftest import call, call_error
+from .conftest import call, call_error, stdio_server
 
 pytestmark = pytest.mark.anyio
 
@@ -170,13 +169,7 @@ async def test_the_spawned_stdio_server_answers_exactly_as_the_eager_server(home
             sorted(made),
         ]
 
-    worktree = Path(__file__).resolve().parent.parent
-    spawned = StdioServerParameters(
-        command=sys.executable, args=["-m", "context_server.cli"], cwd=str(worktree),
-        env={**os.environ, "PYTHONPATH": str(worktree), "CONTEXT_SERVER_HOME": str(home / "spawned"),
-             "CONTEXT_SERVER_LOG_LEVEL": "WARNING"},
-    )
-    async with Client(spawned) as over_stdio:
+    async with Client(stdio_server(home / "spawned")) as over_stdio:
         from_stdio = await answers(over_stdio)
     async with Client(build_server(app)) as eager:
         from_eager = await answers(eager)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client
 
 from context_server.adapters.embedder import Embedder
 from context_server.adapters.index import VectorIndex
@@ -25,24 +25,15 @@ from context_server.app import App
 from context_server.server import build_server
 from context_server.settings import Settings
 
-from .conftest import call, call_error
+from .conftest import WORKTREE, call, call_error, stdio_server
 
 pytestmark = pytest.mark.anyio
 
-WORKTREE = Path(__file__).resolve().parent.parent
 SMALL = {"width": 64, "height": 64}
 
 
 def style_ids(result: dict[str, Any]) -> list[str]:
     return [s["memory_id"] for s in result["applied"]["styles"]]
-
-
-def stdio(home: Path, **env: str) -> StdioServerParameters:
-    """This checkout's server over stdio, the way Claude Desktop starts one."""
-    return StdioServerParameters(
-        command=sys.executable, args=["-m", "context_server.cli"], cwd=str(WORKTREE),
-        env={**os.environ, "PYTHONPATH": str(WORKTREE), "CONTEXT_SERVER_HOME": str(home),
-             "CONTEXT_SERVER_LOG_LEVEL": "WARNING", **env})
 
 
 async def test_a_pinned_style_is_applied_to_later_unrelated_prompts(client: Client) -> None:
@@ -102,9 +93,9 @@ async def test_my_last_subject_image_is_the_later_of_two(client: Client) -> None
 
 @pytest.mark.slow
 async def test_my_last_subject_image_survives_a_server_restart(home: Path) -> None:
-    async with Client(stdio(home)) as client:
+    async with Client(stdio_server(home)) as client:
         made = await make_subject_images(client)
-    async with Client(stdio(home)) as client:
+    async with Client(stdio_server(home)) as client:
         again = await call(client, "generate_image", prompt="the same ship, now at night",
                            reference="my last spaceship image", dry_run=True)
         ramen = await call(client, "generate_image", prompt="with an egg", reference="my last ramen image",
@@ -260,7 +251,7 @@ async def test_a_server_killed_with_a_full_outbox_restarts_with_an_index_that_ma
     for user in ("a", "b"):  # Chroma has not heard of the crashed process's writes yet
         assert before[user]["memory"] in indexed(home, user, "memories")
 
-    async with Client(stdio(home, CONTEXT_SERVER_USER="a")) as client:
+    async with Client(stdio_server(home, CONTEXT_SERVER_USER="a")) as client:
         found = await call(client, "search_memories", query="pastel skies")
         assert found["memories"] and found["memories"][0]["content"] == "a wants pastel skies"
 
