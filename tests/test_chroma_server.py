@@ -95,26 +95,19 @@ def chroma(tmp_path: Path) -> Iterator[ChromaServer]:
 
 
 @pytest.fixture
-def team(tmp_path: Path, chroma: ChromaServer, embedder: Embedder) -> Iterator[Callable[[], tuple[Indexer, MemoryService]]]:
-    """Server processes sharing one data directory and one Chroma server: each call is another process's
-    Indexer and MemoryService."""
-    settings = Settings(home=tmp_path / "home", chroma_url=chroma.url)
-    stores: list[Store] = []
-    made: list[Indexer] = []
+def settings(tmp_path: Path, chroma: ChromaServer) -> Settings:
+    """conftest's `store` and `make_indexer` on this Chroma server: each `make_indexer()` is another server
+    process's Indexer over the same data directory."""
+    return Settings(home=tmp_path / "home", chroma_url=chroma.url)
 
+
+@pytest.fixture
+def team(store: Store, make_indexer: Callable[..., Indexer]) -> Callable[[], tuple[Indexer, MemoryService]]:
     def process() -> tuple[Indexer, MemoryService]:
-        store = Store(settings.db_path)
-        store.migrate()
-        indexer = Indexer.for_settings(settings, store, embedder)
-        stores.append(store)
-        made.append(indexer)
+        indexer = make_indexer()
         return indexer, MemoryService(store, indexer)
 
-    yield process
-    for indexer in made:
-        indexer.close()
-    for store in stores:
-        store.close()
+    return process
 
 
 def ids(found: list[Any]) -> list[str]:
