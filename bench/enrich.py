@@ -47,8 +47,8 @@ sys.path.insert(0, str(ROOT))
 from context_server.adapters.embedder import Embedder  # noqa: E402
 from context_server.adapters.store import Store  # noqa: E402
 from context_server.app import App  # noqa: E402
-from context_server.domain.indexing import Indexer  # noqa: E402
-from context_server.domain.requests import GenerationInput  # noqa: E402
+from context_server.domain.generation.input import GenerationInput  # noqa: E402
+from context_server.domain.search.indexing import Indexer  # noqa: E402
 from context_server.settings import Settings  # noqa: E402
 
 USERS = [f"user{i:02d}" for i in range(20)]

@@ -20,31 +20,31 @@ from typing import Any
 import anyio
 import httpx
 
-from .adapters.embedder import Embedder
-from .adapters.fetch import fetch_remote_image
-from .adapters.files import ImageFiles
-from .adapters.providers.base import Provider
-from .adapters.providers.placeholder import PlaceholderProvider
-from .adapters.providers.registry import ProviderRegistry
-from .adapters.providers.remote import build_remote_providers
-from .adapters.store import Store
-from .domain.audit import Audit
-from .domain.enrichment import Enricher
-from .domain.generation import GenerationService
-from .domain.images import Images
-from .domain.indexing import Indexer
-from .domain.jobs import JobRunner, Jobs
-from .domain.limits import RateLimiter, spent_since, start_of_day
-from .domain.memory import MemoryService
-from .domain.profile import Profiles
-from .domain.references import References
-from .domain.sessions import Sessions
-from .domain.styles import StyleSelector
-from .domain.templates import TemplateLibrary
-from .domain.users import Users
-from .errors import InvalidInput
-from .settings import Settings
-from .startup import after_first_answer
+from context_server.adapters.embedder import Embedder
+from context_server.adapters.fetch import fetch_remote_image
+from context_server.adapters.files import ImageFiles
+from context_server.adapters.providers.base import Provider
+from context_server.adapters.providers.placeholder import PlaceholderProvider
+from context_server.adapters.providers.registry import ProviderRegistry
+from context_server.adapters.providers.remote import build_remote_providers
+from context_server.adapters.store import Store
+from context_server.domain.audit import Audit
+from context_server.domain.generation.enrichment import Enricher
+from context_server.domain.generation.jobs import JobRunner, Jobs
+from context_server.domain.generation.limits import RateLimiter, spent_since, start_of_day
+from context_server.domain.generation.service import GenerationService
+from context_server.domain.images import Images
+from context_server.domain.memory.references import References
+from context_server.domain.memory.service import MemoryService
+from context_server.domain.memory.styles import StyleSelector
+from context_server.domain.profile import Profiles
+from context_server.domain.search.indexing import Indexer
+from context_server.domain.sessions import Sessions
+from context_server.domain.templates.library import TemplateLibrary
+from context_server.domain.users import Users
+from context_server.errors import InvalidInput
+from context_server.settings import Settings
+from context_server.startup import after_first_answer
 
 __all__ = ["App"]
 

@@ -17,8 +17,8 @@ from mcp import Client, StdioServerParameters
 from context_server.adapters.embedder import Embedder
 from context_server.adapters.store import Store
 from context_server.app import App
-from context_server.domain.indexing import Indexer
-from context_server.domain.memory import MemoryService
+from context_server.domain.memory.service import MemoryService
+from context_server.domain.search.indexing import Indexer
 from context_server.server import build_server
 from context_server.settings import Settings
 

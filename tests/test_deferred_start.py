@@ -142,7 +142,7 @@ def test_answering_tools_list_imports_no_store_index_or_image_code(home: Path) -
         "from context_server.server.deferred import DeferredApp\n"
         "from context_server.settings import Settings\n"
         f"build_server(cast('App', DeferredApp(Settings.from_env({{'CONTEXT_SERVER_HOME': {str(home)!r}}}))))\n"
-        "heavy = ('context_server.app', 'context_server.adapters.store', 'context_server.domain.memory',\n"
+        "heavy = ('context_server.app', 'context_server.adapters.store', 'context_server.domain.memory.service',\n"
         "         'sqlite_utils', 'numpy', 'PIL', 'httpx', 'chromadb', 'onnxruntime', 'torch')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )

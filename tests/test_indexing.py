@@ -13,7 +13,7 @@ from context_server.adapters.embedder import Embedder
 from context_server.adapters.index import IndexDamaged, IndexLock, VectorIndex, collection_name
 from context_server.adapters.store import Store, now_iso
 from context_server.domain.health import check_index
-from context_server.domain.indexing import INDEX_LAYOUT, Indexer
+from context_server.domain.search.indexing import INDEX_LAYOUT, Indexer
 from context_server.settings import Settings
 
 MakeIndexer = Callable[..., Indexer]

@@ -8,8 +8,8 @@ import pytest
 
 from context_server.adapters.embedder import Embedder, cosine
 from context_server.adapters.store import Store
-from context_server.domain.indexing import Indexer
-from context_server.domain.memory import MERGE_SIMILARITY, MemoryService
+from context_server.domain.memory.service import MERGE_SIMILARITY, MemoryService
+from context_server.domain.search.indexing import Indexer
 from context_server.errors import InvalidInput, NotFound
 
 # Measured with all-MiniLM-L6-v2: a rewording just above the merge threshold, a near-antonym just below.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from context_server.adapters.store import Store
-from context_server.domain.indexing import Indexer
-from context_server.domain.memory import MemoryService
-from context_server.domain.memory_io import export_jsonl, import_jsonl
+from context_server.domain.memory.io import export_jsonl, import_jsonl
+from context_server.domain.memory.service import MemoryService
+from context_server.domain.search.indexing import Indexer
 
 
 def line(content: str, **fields: object) -> str:

@@ -185,7 +185,7 @@ async def test_two_users_on_one_data_directory_never_see_each_other(
 CRASHING_WRITER = textwrap.dedent("""
     import asyncio, os, signal, sys
     from context_server.app import App
-    from context_server.domain.requests import GenerationInput
+    from context_server.domain.generation.input import GenerationInput
     from context_server.settings import Settings
 
     async def main() -> None:

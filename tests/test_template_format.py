@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from context_server.adapters.store import resource_dir
-from context_server.domain.template_body import Placeholder, parse_body, render_body
-from context_server.domain.template_format import (
+from context_server.domain.templates.body import Placeholder, parse_body, render_body
+from context_server.domain.templates.format import (
     MAX_ARGUMENTS,
     MAX_BODY_CHARS,
     TemplateArgument,

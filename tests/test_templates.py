@@ -8,7 +8,7 @@ import pytest
 
 from context_server.adapters.store import Store, resource_dir
 from context_server.domain.prompt_guide import prompt_guide
-from context_server.domain.templates import Template, TemplateLibrary, load_builtins
+from context_server.domain.templates.library import Template, TemplateLibrary, load_builtins
 from context_server.errors import InvalidInput, NotFound
 
 ALICE, BOB = "alice", "bob"

@@ -16,8 +16,8 @@ import pytest
 from context_server.adapters.index import VectorIndex, collection_name
 from context_server.adapters.vector_cache import VectorCache
 from context_server.app import App
-from context_server.domain.indexing import Indexer
-from context_server.domain.memory import MemoryService
+from context_server.domain.memory.service import MemoryService
+from context_server.domain.search.indexing import Indexer
 from context_server.settings import Settings
 
 DIM = 384

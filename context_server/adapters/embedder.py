@@ -248,7 +248,7 @@ class Embedder:
         if self._cache_dir is None:
             return None
         try:
-            from .onnx_encoder import OnnxEncoder, export_onnx, onnx_path_for
+            from context_server.adapters.onnx_encoder import OnnxEncoder, export_onnx, onnx_path_for
 
             target = onnx_path_for(self._cache_dir, path, self.model_name)
             if not target.is_file():

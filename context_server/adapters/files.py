@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import InvalidInput, NotFound
+from context_server.errors import InvalidInput, NotFound
 
 __all__ = ["MAX_PIXELS", "ImageFiles", "StoredFile", "decode_image", "encode_image", "stored_png"]
 

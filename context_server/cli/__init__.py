@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
-from .. import __version__
-from ..settings import Settings
+from context_server import __version__
+from context_server.settings import Settings
 
 if TYPE_CHECKING:
-    from ..app import App
+    from context_server.app import App
 
 __all__ = ["configure_logging", "load_settings", "main"]
 
@@ -119,13 +119,13 @@ async def _serve_stdio(settings: Settings) -> None:
     # Start-up builds some 600 pydantic models (the SDK's protocol types, then our tools) and frees little:
     # the cyclic collector would walk that growing heap again and again for nothing (~5% of the start).
     # It comes back once the server exists, with what start-up built frozen out of later collections.
-    from ..startup import models_built_on_first_use
+    from context_server.startup import models_built_on_first_use
 
     gc.disable()
     try:
         with models_built_on_first_use():  # the SDK's ~550 protocol models; a dozen answer the first requests
-            from ..server import build_server
-            from ..server.deferred import DeferredApp
+            from context_server.server import build_server
+            from context_server.server.deferred import DeferredApp
 
             app = DeferredApp(settings)
             server = build_server(cast("App", app))
@@ -139,8 +139,8 @@ async def _serve_stdio(settings: Settings) -> None:
 
 
 async def _serve_http(settings: Settings, host: str, port: int, auth: bool) -> None:
-    from ..app import App
-    from ..server.http import serve_http
+    from context_server.app import App
+    from context_server.server.http import serve_http
 
     app = App.create(settings)
     try:
@@ -151,8 +151,8 @@ async def _serve_http(settings: Settings, host: str, port: int, auth: bool) -> N
 
 def _check_http(settings: Settings, host: str, no_auth: bool) -> None:
     """Refuse an unsafe bind before opening anything, with a message saying what to set."""
-    from ..errors import InvalidInput
-    from ..server.http import check_bind
+    from context_server.errors import InvalidInput
+    from context_server.server.http import check_bind
 
     try:
         check_bind(settings, host, auth=not no_auth)

@@ -1,3 +1,3 @@
-from . import main
+from context_server.cli import main
 
 main()

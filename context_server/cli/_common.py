@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import anyio
 import click
 
-from ..errors import ContextServerError, InvalidInput, NotFound
+from context_server.errors import ContextServerError, InvalidInput, NotFound
 
 __all__ = ["domain_errors", "echo_json", "open_app", "progress_bar", "resolve_user", "shorten", "user_option"]
 
@@ -20,8 +20,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @contextmanager
 def open_app() -> Iterator[Any]:
-    from ..app import App
-    from . import load_settings
+    from context_server.app import App
+    from context_server.cli import load_settings
 
     app = App.create(load_settings())
     try:

@@ -14,8 +14,8 @@ from typing import Any
 import anyio
 import click
 
-from ._common import domain_errors, open_app, progress_bar
-from .images import describe_applied
+from context_server.cli._common import domain_errors, open_app, progress_bar
+from context_server.cli.images import describe_applied
 
 __all__ = ["demo", "doctor", "reindex"]
 
@@ -56,8 +56,8 @@ def doctor(offline: bool) -> None:
     Prints one line per check (OK / WARN / FAIL) with what is wrong and the command that fixes it; exits
     with status 1 when any check fails. Changes nothing and never takes the index from a running server.
     """
-    from ..domain import health
-    from . import load_settings
+    from context_server.cli import load_settings
+    from context_server.domain import health
 
     settings = load_settings()
     checks = [health.check_data_dir(settings.home)]
@@ -109,7 +109,7 @@ def demo() -> None:
 async def _demo_session(app: Any) -> None:
     from mcp import Client
 
-    from ..server import build_server
+    from context_server.server import build_server
 
     async with Client(build_server(app)) as client:
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from ..settings import Settings
+from context_server.settings import Settings
 
 __all__ = ["config", "server_command"]
 
@@ -46,7 +46,7 @@ def config() -> None:
 @config.command("claude-desktop")
 def claude_desktop() -> None:
     """Print the entry for claude_desktop_config.json (merge it into the file's "mcpServers")."""
-    from . import load_settings
+    from context_server.cli import load_settings
 
     command, *args = server_command()
     entry = {"mcpServers": {SERVER_NAME: {"command": command, "args": args, "env": server_env(load_settings())}}}
@@ -58,7 +58,7 @@ def claude_desktop() -> None:
 @config.command("claude-code")
 def claude_code() -> None:
     """Print the `claude mcp add` command that registers this server with Claude Code."""
-    from . import load_settings
+    from context_server.cli import load_settings
 
     env = [f"--env {shlex.quote(f'{k}={v}')}" for k, v in server_env(load_settings()).items()]
     command = " ".join(shlex.quote(part) for part in server_command())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import domain_errors, echo_json, open_app, resolve_user, shorten, user_option
+from context_server.cli._common import domain_errors, echo_json, open_app, resolve_user, shorten, user_option
 
 __all__ = ["images"]
 

@@ -12,9 +12,17 @@ from typing import IO, Any
 
 import click
 
-from ..domain.memory_io import export_jsonl, import_jsonl
-from ..domain.memory_rules import KINDS, MAX_LIST, MAX_SEARCH, Memory
-from ._common import domain_errors, echo_json, open_app, progress_bar, resolve_user, shorten, user_option
+from context_server.cli._common import (
+    domain_errors,
+    echo_json,
+    open_app,
+    progress_bar,
+    resolve_user,
+    shorten,
+    user_option,
+)
+from context_server.domain.memory.io import export_jsonl, import_jsonl
+from context_server.domain.memory.rules import KINDS, MAX_LIST, MAX_SEARCH, Memory
 
 __all__ = ["memories"]
 

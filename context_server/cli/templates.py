@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ._common import domain_errors, echo_json, open_app, resolve_user, user_option
+from context_server.cli._common import domain_errors, echo_json, open_app, resolve_user, user_option
 
 __all__ = ["templates"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import domain_errors, echo_json, open_app
+from context_server.cli._common import domain_errors, echo_json, open_app
 
 __all__ = ["users"]
 

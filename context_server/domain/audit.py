@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from ..adapters.store import Store, now_iso
+from context_server.adapters.store import Store, now_iso
 
 __all__ = ["Audit"]
 

@@ -16,11 +16,11 @@ from typing import Literal
 import httpx
 from sqlite_utils import Database
 
-from ..adapters.embedder import Embedder, EmbedderUnavailable
-from ..adapters.providers.registry import ProviderRegistry
-from ..adapters.store import Store, load_migrations
-from ..settings import Settings
-from .indexing import Indexer
+from context_server.adapters.embedder import Embedder, EmbedderUnavailable
+from context_server.adapters.providers.registry import ProviderRegistry
+from context_server.adapters.store import Store, load_migrations
+from context_server.domain.search.indexing import Indexer
+from context_server.settings import Settings
 
 __all__ = ["Check", "check_data_dir", "check_database", "check_embedder", "check_index", "check_providers", "pending_migrations"]
 

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..adapters.files import ImageFiles
-from ..adapters.store import Store
-from ..errors import InvalidInput, NotFound
-from .paging import decode_cursor, page
+from context_server.adapters.files import ImageFiles
+from context_server.adapters.store import Store
+from context_server.domain.paging import decode_cursor, page
+from context_server.errors import InvalidInput, NotFound
 
 __all__ = ["Images"]
 

@@ -7,7 +7,7 @@ import binascii
 import json
 from typing import Any
 
-from ..errors import InvalidInput
+from context_server.errors import InvalidInput
 
 __all__ = ["decode_cursor", "encode_cursor", "page"]
 

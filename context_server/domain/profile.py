@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..adapters.providers.base import ASPECT_RATIOS
-from ..adapters.store import Store, now_iso
-from ..errors import InvalidInput
+from context_server.adapters.providers.base import ASPECT_RATIOS
+from context_server.adapters.store import Store, now_iso
+from context_server.errors import InvalidInput
 
 __all__ = ["PROFILE_FIELDS", "STYLE_STRENGTHS", "Profiles"]
 

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..adapters.store import Store, now_iso
-from .jobs import PROCESS_OWNER, owner_is_alive
+from context_server.adapters.store import Store, now_iso
+from context_server.domain.generation.jobs import PROCESS_OWNER, owner_is_alive
 
 __all__ = ["Session", "Sessions"]
 

@@ -18,8 +18,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from ..adapters.store import Store, now_iso
-from ..errors import Conflict, InvalidInput, NotFound
+from context_server.adapters.store import Store, now_iso
+from context_server.errors import Conflict, InvalidInput, NotFound
 
 __all__ = ["TOKEN_PREFIX", "User", "Users", "hash_token"]
 

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.types import CallToolResult
 
-from .auth import current_user
+from context_server.server.auth import current_user
 
 if TYPE_CHECKING:
-    from ..app import App
+    from context_server.app import App
 
 __all__ = ["AuditMiddleware"]
 

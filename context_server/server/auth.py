@@ -8,7 +8,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 
 if TYPE_CHECKING:
-    from ..app import App
+    from context_server.app import App
 
 
 __all__ = ["current_user", "session_key"]

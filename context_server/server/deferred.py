@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..errors import ContextServerError
-from ..settings import Settings
-from ..startup import FIRST_ANSWER_FALLBACK_SECONDS, after_first_answer
+from context_server.errors import ContextServerError
+from context_server.settings import Settings
+from context_server.startup import FIRST_ANSWER_FALLBACK_SECONDS, after_first_answer
 
 if TYPE_CHECKING:
-    from ..app import App
+    from context_server.app import App
 
 __all__ = ["DeferredApp"]
 
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 def _create_app(settings: Settings) -> App:
-    from ..app import App
+    from context_server.app import App
 
     return App.create(settings)
 

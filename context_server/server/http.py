@@ -23,11 +23,11 @@ from mcp.server.transport_security import (
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..app import App
-from ..domain.users import Users
-from ..errors import InvalidInput
-from ..settings import Settings
-from .app import ContextServer, build_server
+from context_server.app import App
+from context_server.domain.users import Users
+from context_server.errors import InvalidInput
+from context_server.server.mcp_server import ContextServer, build_server
+from context_server.settings import Settings
 
 __all__ = [
     "MAX_BODY_BYTES",

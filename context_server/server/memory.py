@@ -10,14 +10,14 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from ..models import ImageHit
-from .auth import current_user, session_key
-from .results import structured
-from .tools import READ, domain_errors
+from context_server.models import ImageHit
+from context_server.server.auth import current_user, session_key
+from context_server.server.generation import READ, domain_errors
+from context_server.server.results import structured
 
 if TYPE_CHECKING:
-    from ..app import App
-    from ..domain.memory import Memory
+    from context_server.app import App
+    from context_server.domain.memory.service import Memory
 
 __all__ = ["register_memory"]
 

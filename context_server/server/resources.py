@@ -13,12 +13,12 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.uri_template import UriTemplate
 from mcp.types import INVALID_PARAMS
 
-from ..errors import InvalidInput, NotFound
-from .auth import current_user
-from .tools import describe_provider
+from context_server.errors import InvalidInput, NotFound
+from context_server.server.auth import current_user
+from context_server.server.generation import describe_provider
 
 if TYPE_CHECKING:
-    from ..app import App
+    from context_server.app import App
 
 __all__ = ["VIEW_TEMPLATE", "read_image_view", "register_resources"]
 

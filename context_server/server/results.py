@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel
 
-from ..models import GenerateResult
+from context_server.models import GenerateResult
 
 if TYPE_CHECKING:
-    from ..adapters.files import ImageFiles
+    from context_server.adapters.files import ImageFiles
 
 __all__ = ["generation_result", "structured"]
 

@@ -26,15 +26,15 @@ from mcp.types import (
 )
 from pydantic import BaseModel, Field
 
-from ..domain.prompt_guide import prompt_guide
-from ..errors import ContextServerError
-from .auth import current_user
-from .results import structured
-from .tools import READ, domain_errors
+from context_server.domain.prompt_guide import prompt_guide
+from context_server.errors import ContextServerError
+from context_server.server.auth import current_user
+from context_server.server.generation import READ, domain_errors
+from context_server.server.results import structured
 
 if TYPE_CHECKING:
-    from ..app import App
-    from ..domain.templates import Template
+    from context_server.app import App
+    from context_server.domain.templates.library import Template
 
 __all__ = ["list_user_prompts", "notify_prompts_changed", "register_templates", "render_user_prompt"]
 

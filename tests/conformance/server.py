@@ -40,8 +40,8 @@ from mcp.types import (
 from pydantic import BaseModel, Field
 
 from context_server.app import App
-from context_server.server.app import ContextServer
 from context_server.server.http import serve_http
+from context_server.server.mcp_server import ContextServer
 from context_server.settings import Settings
 
 log = logging.getLogger("conformance")

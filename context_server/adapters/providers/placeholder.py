@@ -14,8 +14,15 @@ import re
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-from ..files import decode_image
-from .base import ModelInfo, ProgressFn, ProviderImage, ProviderInfo, ProviderRequest, SubmittedFn
+from context_server.adapters.files import decode_image
+from context_server.adapters.providers.base import (
+    ModelInfo,
+    ProgressFn,
+    ProviderImage,
+    ProviderInfo,
+    ProviderRequest,
+    SubmittedFn,
+)
 
 __all__ = ["PALETTE_WORDS", "PlaceholderProvider"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ...errors import InvalidInput
-from .base import ModelInfo, Provider, ProviderInfo
+from context_server.adapters.providers.base import ModelInfo, Provider, ProviderInfo
+from context_server.errors import InvalidInput
 
 __all__ = ["ProviderRegistry"]
 

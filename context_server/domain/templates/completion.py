@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from context_server.domain.template_format import TemplateArgument
+from context_server.domain.templates.format import TemplateArgument
 
 __all__ = ["ASPECT_RATIOS", "VOCABULARY", "suggest_argument_values"]
 

@@ -39,7 +39,7 @@ from sqlite_utils import Database
 from context_server.adapters.embedder import Embedder, EmbedderUnavailable
 from context_server.adapters.index import KINDS, IndexDamaged, IndexLock, VectorIndex
 from context_server.adapters.store import Store, now_iso
-from context_server.domain.fulltext import SOURCES, fulltext_search
+from context_server.domain.search.fulltext import SOURCES, fulltext_search
 from context_server.settings import Settings
 
 __all__ = ["Indexer", "Progress"]

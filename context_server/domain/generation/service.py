@@ -18,18 +18,18 @@ from typing import Any
 
 import anyio
 
-from ..adapters.files import ImageFiles, decode_image
-from ..adapters.providers.base import ModelInfo, Provider, ProviderRequest
-from ..adapters.providers.registry import ProviderRegistry
-from ..adapters.store import Store, now_iso
-from ..errors import ContextServerError, InvalidInput
-from ..models import Applied, GenerateResult, Timings
-from .enrichment import Enricher, Enrichment
-from .jobs import JobRunner, Jobs
-from .limits import RateLimiter, check_budget
-from .requests import GenerationInput
-from .sessions import Session, Sessions
-from .sizing import resolve_size
+from context_server.adapters.files import ImageFiles, decode_image
+from context_server.adapters.providers.base import ModelInfo, Provider, ProviderRequest
+from context_server.adapters.providers.registry import ProviderRegistry
+from context_server.adapters.store import Store, now_iso
+from context_server.domain.generation.enrichment import Enricher, Enrichment
+from context_server.domain.generation.input import GenerationInput
+from context_server.domain.generation.jobs import JobRunner, Jobs
+from context_server.domain.generation.limits import RateLimiter, check_budget
+from context_server.domain.generation.sizing import resolve_size
+from context_server.domain.sessions import Session, Sessions
+from context_server.errors import ContextServerError, InvalidInput
+from context_server.models import Applied, GenerateResult, Timings
 
 __all__ = ["GenerationService", "ProgressSink", "image_uri"]
 

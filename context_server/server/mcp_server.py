@@ -12,15 +12,15 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import GetPromptResult, InputRequiredResult, Prompt
 from pydantic.networks import AnyUrl
 
-from .. import __version__
-from .audit import AuditMiddleware
-from .memory import register_memory
-from .resources import read_image_view, register_resources
-from .templates import list_user_prompts, register_templates, render_user_prompt
-from .tools import register_tools
+from context_server import __version__
+from context_server.server.audit import AuditMiddleware
+from context_server.server.generation import register_tools
+from context_server.server.memory import register_memory
+from context_server.server.resources import read_image_view, register_resources
+from context_server.server.templates import list_user_prompts, register_templates, render_user_prompt
 
 if TYPE_CHECKING:
-    from ..app import App
+    from context_server.app import App
 
 __all__ = ["ContextServer", "build_server"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from ..adapters.providers.base import ASPECT_RATIOS
-from ..errors import InvalidInput
+from context_server.adapters.providers.base import ASPECT_RATIOS
+from context_server.errors import InvalidInput
 
 __all__ = ["GenerationInput"]
 

@@ -18,9 +18,9 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
-from ..adapters.store import Store, now_iso
-from ..errors import NotFound
-from .paging import decode_cursor, page
+from context_server.adapters.store import Store, now_iso
+from context_server.domain.paging import decode_cursor, page
+from context_server.errors import NotFound
 
 __all__ = ["PROCESS_OWNER", "JobRunner", "Jobs", "owner_is_alive"]
 

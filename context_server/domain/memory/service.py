@@ -36,8 +36,7 @@ from typing import Any
 
 from context_server.adapters.embedder import EmbedderUnavailable, cosine
 from context_server.adapters.store import Store, now_iso
-from context_server.domain.indexing import Indexer
-from context_server.domain.memory_rules import (
+from context_server.domain.memory.rules import (
     KINDS,
     MAX_LIST,
     MAX_SEARCH,
@@ -51,6 +50,7 @@ from context_server.domain.memory_rules import (
     visibility_sql,
 )
 from context_server.domain.paging import decode_cursor, page
+from context_server.domain.search.indexing import Indexer
 from context_server.domain.text import fts_query, normalise_for_match, sanitise
 from context_server.errors import InvalidInput, NotFound
 

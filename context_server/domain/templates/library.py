@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from context_server.adapters.store import Store, now_iso, resource_dir
-from context_server.domain.template_body import parse_body, render_body
-from context_server.domain.template_completion import suggest_argument_values
-from context_server.domain.template_format import (
+from context_server.domain.templates.body import parse_body, render_body
+from context_server.domain.templates.completion import suggest_argument_values
+from context_server.domain.templates.format import (
     MAX_VALUE_CHARS,
     TemplateArgument,
     TemplateDefinition,

@@ -22,8 +22,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..models import AppliedStyle
-from .memory import MemoryService
+from context_server.domain.memory.service import MemoryService
+from context_server.models import AppliedStyle
 
 __all__ = ["STRENGTHS", "StyleSelector"]
 

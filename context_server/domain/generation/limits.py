@@ -6,8 +6,8 @@ import time
 from collections import defaultdict, deque
 from datetime import UTC, datetime
 
-from ..adapters.store import Store
-from ..errors import LimitExceeded
+from context_server.adapters.store import Store
+from context_server.errors import LimitExceeded
 
 __all__ = ["RateLimiter", "check_budget", "spent_since"]
 

@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from context_server.adapters.store import now_iso
-from context_server.domain.memory import MERGE_SIMILARITY, MemoryService
-from context_server.domain.memory_rules import KINDS, check_choice, check_content, check_tags, merge_tags
+from context_server.domain.memory.rules import KINDS, check_choice, check_content, check_tags, merge_tags
+from context_server.domain.memory.service import MERGE_SIMILARITY, MemoryService
 from context_server.domain.text import normalise_for_match
 from context_server.errors import InvalidInput
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..adapters.providers.base import ASPECT_RATIOS, ModelInfo
-from ..errors import InvalidInput
+from context_server.adapters.providers.base import ASPECT_RATIOS, ModelInfo
+from context_server.errors import InvalidInput
 
 __all__ = ["DEFAULT_LONG_SIDE", "resolve_size"]
 

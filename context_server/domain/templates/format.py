@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from context_server.domain.template_body import ARGUMENT_RULE, Placeholder, is_argument_name, parse_body
+from context_server.domain.templates.body import ARGUMENT_RULE, Placeholder, is_argument_name, parse_body
 from context_server.errors import InvalidInput
 
 __all__ = [

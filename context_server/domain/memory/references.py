@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..adapters.store import Store
-from ..errors import InvalidInput, NotFound
-from .sessions import Session
+from context_server.adapters.store import Store
+from context_server.domain.sessions import Session
+from context_server.errors import InvalidInput, NotFound
 
 __all__ = ["MIN_SCORE", "Reference", "References", "reference_subject"]
 

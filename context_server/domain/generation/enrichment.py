@@ -15,16 +15,16 @@ from typing import Any, Protocol
 
 import anyio
 
-from ..adapters.files import decode_image, encode_image, stored_png
-from ..adapters.providers.registry import ProviderRegistry
-from ..errors import InvalidInput
-from ..models import Applied, AppliedReference, AppliedStyle
-from .images import Images
-from .profile import Profiles
-from .references import Reference, References
-from .requests import GenerationInput
-from .sessions import Session
-from .templates import TemplateLibrary
+from context_server.adapters.files import decode_image, encode_image, stored_png
+from context_server.adapters.providers.registry import ProviderRegistry
+from context_server.domain.generation.input import GenerationInput
+from context_server.domain.images import Images
+from context_server.domain.memory.references import Reference, References
+from context_server.domain.profile import Profiles
+from context_server.domain.sessions import Session
+from context_server.domain.templates.library import TemplateLibrary
+from context_server.errors import InvalidInput
+from context_server.models import Applied, AppliedReference, AppliedStyle
 
 __all__ = ["Enricher", "Enrichment", "StyleSource"]
 

@@ -11,14 +11,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from ..domain.requests import GenerationInput
-from ..errors import ContextServerError
-from ..models import DeleteResult, GenerateResult, GenerationSummary, ProviderDescription
-from .auth import current_user, session_key
-from .results import generation_result, structured
+from context_server.domain.generation.input import GenerationInput
+from context_server.errors import ContextServerError
+from context_server.models import DeleteResult, GenerateResult, GenerationSummary, ProviderDescription
+from context_server.server.auth import current_user, session_key
+from context_server.server.results import generation_result, structured
 
 if TYPE_CHECKING:
-    from ..app import App
+    from context_server.app import App
 
 __all__ = ["register_tools"]
 

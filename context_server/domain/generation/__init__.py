@@ -1,0 +1,6 @@
+"""Making an image: validate the request, enrich it, call the provider, record the result.
+
+`service` runs a `generate_image`/`edit_image` call top to bottom; `enrichment` adds profile defaults,
+styles, a template and a reference; `input`, `sizing`, `limits` and `jobs` hold the request, its size,
+the rate/budget rules and the job rows.
+"""
