@@ -3,6 +3,11 @@
 Files live in `images/<user>/<id>.<ext>`: written to a temporary file, fsynced, then renamed, so a crash
 never leaves a half-written image under a real name. Every image is re-encoded before it is stored
 (metadata stripped), and decoding refuses anything but PNG/JPEG/WEBP under 16.8 Mpx.
+
+Full-size pixels are the server's largest memory cost (a 4096x4096 RGBA image is 64 MiB decoded, about
+130 MiB while it is re-encoded), so work on them holds one of `MAX_FULL_SIZE_IMAGES` process-wide slots
+(`full_size_image()`): four 4096² images at once queue instead of adding up. Slots are taken on worker
+threads, never on the event loop. The figure is measured by `bench/decode_memory.py`.
 """
 
 from __future__ import annotations
@@ -12,7 +17,10 @@ import io
 import os
 import re
 import tempfile
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +28,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from context_server.errors import InvalidInput, NotFound
 
-__all__ = ["MAX_PIXELS", "ImageFiles", "StoredFile", "decode_image", "encode_image", "stored_png"]
+__all__ = [
+    "MAX_FULL_SIZE_IMAGES",
+    "MAX_PIXELS",
+    "ImageFiles",
+    "StoredFile",
+    "decode_image",
+    "encode_image",
+    "full_size_image",
+    "reencode_png",
+    "stored_png",
+]
 
 MAX_PIXELS = 16_800_000
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
@@ -28,6 +46,23 @@ VIEW_FORMATS = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg", 
 PREVIEW_SIDE = 512
 PREVIEW_BYTES = 150_000
 MAX_VIEW_SIDE = 4096
+#: Full-size images decoded (or drawn) at once in this process; see the module docstring.
+MAX_FULL_SIZE_IMAGES = 2
+# Process-wide on purpose: it bounds this process's memory, which every server in it shares.
+_FULL_SIZE_SLOTS = threading.BoundedSemaphore(MAX_FULL_SIZE_IMAGES)
+
+
+@contextmanager
+def full_size_image() -> Iterator[None]:
+    """Hold one full-size slot for the block (blocks while all are taken: call it on a worker thread)."""
+    with _FULL_SIZE_SLOTS:
+        yield
+
+
+def reencode_png(data: bytes, *, what: str = "image") -> bytes:
+    """Untrusted bytes decoded with the limits and re-encoded as a clean PNG, holding a full-size slot."""
+    with full_size_image():
+        return encode_image(decode_image(data, what=what), "png")
 
 
 def decode_image(data: bytes, *, what: str = "image") -> Image.Image:
@@ -61,7 +96,10 @@ def encode_image(img: Image.Image, fmt: str = "png", quality: int = 90) -> bytes
     fmt = fmt.lower()
     if fmt == "jpg":
         fmt = "jpeg"
-    clean = Image.frombytes(img.mode, img.size, img.tobytes())
+    # A copy with no `info` carries the pixels only: the EXIF, ICC and text that savers read from `info`
+    # are gone. (`frombytes(tobytes())` did the same through a third full-size buffer: +64 MiB at 4096².)
+    clean = img.copy()
+    clean.info = {}
     if fmt == "jpeg" and clean.mode != "RGB":
         clean = clean.convert("RGB")
     buf = io.BytesIO()
@@ -92,7 +130,7 @@ def stored_png(data: bytes, *, what: str = "image") -> bytes:
                 return data
     except Exception:  # not a PNG, or a header Pillow refuses: the full path says what is wrong
         pass
-    return encode_image(decode_image(data, what=what), "png")
+    return reencode_png(data, what=what)
 
 
 @dataclass(frozen=True)
@@ -162,8 +200,17 @@ class ImageFiles:
         cached = self._preview_path(path)
         if cached.exists():
             return cached.read_bytes()
-        img = self.load(path)
-        img.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+        with full_size_image():
+            img = self.load(path)
+            img.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+        return self._cache_preview(cached, img)
+
+    def save_preview(self, path: Path, img: Image.Image) -> None:
+        """Write the preview of a just-saved image from its pixels in memory (no second decode)."""
+        small = img if max(img.size) <= PREVIEW_SIDE else ImageOps.contain(img, (PREVIEW_SIDE, PREVIEW_SIDE))
+        self._cache_preview(self._preview_path(path), small)
+
+    def _cache_preview(self, cached: Path, img: Image.Image) -> bytes:
         data = b""
         for quality in (85, 75, 60, 45, 30):
             data = encode_image(img, "jpeg", quality=quality)
@@ -195,11 +242,12 @@ class ImageFiles:
             raise InvalidInput(f"quality must be between 1 and 100, got {quality}")
         if width is None and height is None and format is None and quality is None:
             return path.read_bytes(), VIEW_FORMATS[fmt]
-        img = self.load(path)
-        if width and height:
-            img = ImageOps.fit(img, (width, height), Image.Resampling.LANCZOS)
-        elif width:
-            img = img.resize((width, max(1, round(img.height * width / img.width))), Image.Resampling.LANCZOS)
-        elif height:
-            img = img.resize((max(1, round(img.width * height / img.height)), height), Image.Resampling.LANCZOS)
-        return encode_image(img, fmt, quality=quality or 90), VIEW_FORMATS[fmt]
+        with full_size_image():
+            img = self.load(path)
+            if width and height:
+                img = ImageOps.fit(img, (width, height), Image.Resampling.LANCZOS)
+            elif width:
+                img = img.resize((width, max(1, round(img.height * width / img.width))), Image.Resampling.LANCZOS)
+            elif height:
+                img = img.resize((max(1, round(img.width * height / img.height)), height), Image.Resampling.LANCZOS)
+            return encode_image(img, fmt, quality=quality or 90), VIEW_FORMATS[fmt]

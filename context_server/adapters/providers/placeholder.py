@@ -12,9 +12,10 @@ import io
 import random
 import re
 
+import anyio.to_thread
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-from context_server.adapters.files import decode_image
+from context_server.adapters.files import decode_image, full_size_image
 from context_server.adapters.providers.base import (
     ModelInfo,
     ProgressFn,
@@ -172,20 +173,28 @@ class PlaceholderProvider:
     async def generate(self, request: ProviderRequest, progress: ProgressFn, submitted: SubmittedFn) -> ProviderImage:
         seed = request.seed if request.seed is not None else 0
         await progress(0.1, "rendering")
-        img = render(request.prompt, seed, request.width, request.height)
-        if request.init_image is not None:
-            source = decode_image(request.init_image, what="source image").convert("RGB")
-            source = source.resize((request.width, request.height))
-            strength = 0.5 if request.strength is None else request.strength
-            img = _apply(source, img, strength, request.mask)
-        await progress(0.9, "encoding")
-        return ProviderImage(data=_png(img), model=request.model, seed=seed)
+        # Drawing is CPU work on full-size pixels: a worker thread (the event loop keeps answering) holding
+        # a full-size slot, like any decode.
+        data = await anyio.to_thread.run_sync(_draw, request, seed)
+        await progress(0.9, "encoded")
+        return ProviderImage(data=data, model=request.model, seed=seed)
 
     async def edit(self, request: ProviderRequest, progress: ProgressFn, submitted: SubmittedFn) -> ProviderImage:
         return await self.generate(request, progress, submitted)
 
     async def aclose(self) -> None:
         return None
+
+
+def _draw(request: ProviderRequest, seed: int) -> bytes:
+    with full_size_image():
+        img = render(request.prompt, seed, request.width, request.height)
+        if request.init_image is not None:
+            source = decode_image(request.init_image, what="source image").convert("RGB")
+            source = source.resize((request.width, request.height))
+            strength = 0.5 if request.strength is None else request.strength
+            img = _apply(source, img, strength, request.mask)
+        return _png(img)
 
 
 def _apply(source: Image.Image, generated: Image.Image, strength: float, mask: bytes | None) -> Image.Image:
