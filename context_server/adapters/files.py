@@ -6,7 +6,8 @@ never leaves a half-written image under a real name. Every image is re-encoded b
 
 Full-size pixels are the server's largest memory cost (a 4096x4096 RGBA image is 64 MiB decoded, about
 130 MiB while it is re-encoded), so work on them holds one of `MAX_FULL_SIZE_IMAGES` process-wide slots
-(`full_size_image()`): four 4096² images at once queue instead of adding up. Slots are taken on worker
+(`full_size_image()`; images of at most `SMALL_PIXELS` take none): four 4096² images at once queue
+instead of adding up. Slots are taken on worker
 threads, never on the event loop. The figure is measured by `bench/decode_memory.py`.
 """
 
@@ -36,6 +37,7 @@ __all__ = [
     "decode_image",
     "encode_image",
     "full_size_image",
+    "image_pixels",
     "reencode_png",
     "stored_png",
 ]
@@ -47,21 +49,36 @@ PREVIEW_SIDE = 512
 PREVIEW_BYTES = 150_000
 MAX_VIEW_SIDE = 4096
 #: Full-size images decoded (or drawn) at once in this process; see the module docstring.
-MAX_FULL_SIZE_IMAGES = 2
+MAX_FULL_SIZE_IMAGES = 1
+#: Images of at most this many pixels (1024x1024: ~4 MiB decoded) take no slot: they cannot add up to much.
+SMALL_PIXELS = 1024 * 1024
 # Process-wide on purpose: it bounds this process's memory, which every server in it shares.
 _FULL_SIZE_SLOTS = threading.BoundedSemaphore(MAX_FULL_SIZE_IMAGES)
 
 
 @contextmanager
-def full_size_image() -> Iterator[None]:
-    """Hold one full-size slot for the block (blocks while all are taken: call it on a worker thread)."""
+def full_size_image(pixels: int | None = None) -> Iterator[None]:
+    """Hold one full-size slot for the block (blocks while all are taken: call it on a worker thread).
+    `pixels`, when known, lets a small image through without one."""
+    if pixels is not None and pixels <= SMALL_PIXELS:
+        yield
+        return
     with _FULL_SIZE_SLOTS:
         yield
 
 
+def image_pixels(data: bytes) -> int | None:
+    """width x height from an image's header (nothing decoded), or None when the header is unreadable."""
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            return int(header.width * header.height)
+    except Exception:
+        return None
+
+
 def reencode_png(data: bytes, *, what: str = "image") -> bytes:
     """Untrusted bytes decoded with the limits and re-encoded as a clean PNG, holding a full-size slot."""
-    with full_size_image():
+    with full_size_image(image_pixels(data)):
         return encode_image(decode_image(data, what=what), "png")
 
 
@@ -85,7 +102,7 @@ def decode_image(data: bytes, *, what: str = "image") -> Image.Image:
         raise InvalidInput(f"the {what} is not a PNG, JPEG or WEBP image") from None
     except Exception as exc:  # decoders raise many types (SyntaxError, ValueError, struct.error, ...)
         raise InvalidInput(f"the {what} could not be decoded ({type(exc).__name__}); send a valid PNG, JPEG or WEBP") from None
-    img = ImageOps.exif_transpose(img) or img
+    ImageOps.exif_transpose(img, in_place=True)  # in place: a returned copy is another full-size buffer
     if img.mode not in ("RGB", "RGBA"):
         img = img.convert("RGBA" if "A" in img.getbands() or img.mode == "P" else "RGB")
     return img

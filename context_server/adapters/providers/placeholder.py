@@ -122,8 +122,21 @@ def _palette(prompt: str, rng: random.Random) -> list[RGB]:
     return colours
 
 
+#: The placeholder draws at most this many pixels a side and scales up: its soft shapes lose nothing, and a
+#: 4096² picture costs ~100 MiB and 0.3 s instead of ~300 MiB and several seconds of blurring.
+DRAW_SIDE = 1024
+
+
 def render(prompt: str, seed: int, width: int, height: int) -> Image.Image:
-    key = hashlib.sha256(f"{prompt}\x00{seed}\x00{width}x{height}".encode()).digest()
+    if max(width, height) > DRAW_SIDE:
+        scale = DRAW_SIDE / max(width, height)
+        small = _render(prompt, seed, width, height, max(1, round(width * scale)), max(1, round(height * scale)))
+        return small.resize((width, height), Image.Resampling.BICUBIC)
+    return _render(prompt, seed, width, height, width, height)
+
+
+def _render(prompt: str, seed: int, asked_width: int, asked_height: int, width: int, height: int) -> Image.Image:
+    key = hashlib.sha256(f"{prompt}\x00{seed}\x00{asked_width}x{asked_height}".encode()).digest()
     rng = random.Random(key)
     colours = _palette(prompt, rng)
     top, bottom = colours[0], colours[1]
@@ -187,7 +200,7 @@ class PlaceholderProvider:
 
 
 def _draw(request: ProviderRequest, seed: int) -> bytes:
-    with full_size_image():
+    with full_size_image(request.width * request.height):
         img = render(request.prompt, seed, request.width, request.height)
         if request.init_image is not None:
             source = decode_image(request.init_image, what="source image").convert("RGB")

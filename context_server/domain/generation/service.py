@@ -18,7 +18,7 @@ from typing import Any
 
 import anyio
 
-from context_server.adapters.files import ImageFiles, decode_image, full_size_image
+from context_server.adapters.files import ImageFiles, decode_image, full_size_image, image_pixels
 from context_server.adapters.providers.base import ModelInfo, Provider, ProviderRequest
 from context_server.adapters.providers.registry import ProviderRegistry
 from context_server.adapters.store import Store, now_iso
@@ -247,7 +247,7 @@ class GenerationService:
                 result: GenerateResult) -> None:
         """Decode, store and record the provider's image (on a worker thread, holding a full-size slot)."""
         image_id = secrets.token_hex(16)
-        with full_size_image():
+        with full_size_image(image_pixels(data)):
             img = decode_image(data, what=what)
             stored = self.files.save(user_id, image_id, img, "png")
             self.files.save_preview(stored.path, img)
