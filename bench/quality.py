@@ -68,6 +68,7 @@ SET_DIR = HERE / "quality"
 CALL_TIMEOUT = 60.0
 START_TIMEOUT = 120.0
 WARM_UP_TIMEOUT = 900.0
+SETTLE_TIMEOUT = 60.0
 SIZE = 64
 PROBE_PROMPT = "a new version of it"
 LOCAL_HOUR = 15
@@ -132,6 +133,7 @@ class Server:
         self.stack: AsyncExitStack | None = None
         self.client: Client | None = None
         self.pending_times: dict[str, str] = {}
+        self.dirty = False
 
     def params(self) -> StdioServerParameters:
         env = {**os.environ, "CONTEXT_SERVER_HOME": str(self.home), "CONTEXT_SERVER_USER": self.user,
@@ -154,6 +156,7 @@ class Server:
             Client(self.params(), read_timeout_seconds=START_TIMEOUT))
         with anyio.fail_after(START_TIMEOUT):
             await self.client.list_tools()
+        self.dirty = True
 
     async def stop(self) -> None:
         if self.stack is not None:
@@ -167,6 +170,27 @@ class Server:
         if user is not None:
             self.user = user
         await self.start()
+
+    async def settle(self) -> None:
+        """Wait (up to SETTLE_TIMEOUT) until the server has indexed what it was given: its outbox in
+        context.db is empty. A person's next message comes seconds later; probing faster than that would
+        measure indexing lag, not resolution."""
+        if not self.dirty:
+            return
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                db = sqlite3.connect(f"file:{self.home / 'context.db'}?mode=ro", uri=True, timeout=5)
+                try:
+                    left = db.execute("select count(*) from outbox").fetchone()[0]
+                finally:
+                    db.close()
+            except sqlite3.Error:
+                left = 1
+            if not left:
+                break
+            await anyio.sleep(0.1)
+        self.dirty = False
 
     def _write_times(self) -> None:
         if not self.pending_times:
@@ -197,6 +221,7 @@ class Server:
         return (not result.is_error), (result.structured_content or {}), text
 
     async def must(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+        self.dirty = True
         ok, out, text = await self.call(tool, args)
         if not ok:
             raise SetupError(f"{tool}({_short(args)}) failed: {text[:200]}")
@@ -284,6 +309,7 @@ async def _probe(server: Server, history: str, step: dict[str, Any], ids: dict[s
         result.got, result.detail = "error", "dataset: a probe after `when` needs a restart step first"
         return result
     reference = ids.get(words[1:], words) if words.startswith("@") else words
+    await server.settle()
     ok, out, text = await server.call("generate_image", {
         "prompt": step.get("prompt", PROBE_PROMPT), "reference": reference, "dry_run": True,
         "width": SIZE, "height": SIZE})
@@ -391,6 +417,7 @@ async def _style_probe(server: Server, set_name: str, step: dict[str, Any], save
     if broken:
         result.error = f"set broken: {broken}"
     else:
+        await server.settle()
         ok, out, text = await server.call("generate_image", {"prompt": prompt, "dry_run": True,
                                                                "width": SIZE, "height": SIZE})
         if not ok:
@@ -444,6 +471,11 @@ def _mentions(text: str, terms: list[str]) -> bool:
 
 
 # --- report ----------------------------------------------------------------------------------------------
+
+
+def _progress(line: str) -> None:
+    """Progress goes to stderr, so stdout is the report alone."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def _ratio(num: float, den: float) -> float:
@@ -530,10 +562,18 @@ async def evaluate(only: set[str] | None = None, *, warm: bool = True,
     styles: list[StyleResult] = []
     for history in load("references"):
         if only is None or history["name"] in only:
-            refs.extend(await run_history(history, offset, checkout))
+            started = time.perf_counter()
+            done = await run_history(history, offset, checkout)
+            refs.extend(done)
+            _progress(f"{history['name']}: {sum(r.ok for r in done)}/{len(done)} "
+                      f"({time.perf_counter() - started:.0f} s)")
     for style_set in load("styles"):
         if only is None or style_set["name"] in only:
-            styles.extend(await run_style_set(style_set, offset, checkout))
+            started = time.perf_counter()
+            done2 = await run_style_set(style_set, offset, checkout)
+            styles.extend(done2)
+            _progress(f"{style_set['name']}: {sum(not (s.missed or s.leaked or s.pinned_missed) for s in done2)}"
+                      f"/{len(done2)} clean ({time.perf_counter() - started:.0f} s)")
     return refs, styles
 
 
