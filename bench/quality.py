@@ -1,6 +1,6 @@
 """Reference and style quality (issue 13): the labelled set in bench/quality/, run against the installed server.
 
-    python bench/quality.py [--only NAME] [--json FILE] [--verbose]
+    python bench/quality.py [--only NAME] [--json FILE] [--verbose] [--jobs N]
 
 Each *history* (bench/quality/references.yaml) and each *style set* (bench/quality/styles.yaml) is a script of
 MCP calls on a fresh data directory (CONTEXT_SERVER_HOME), over stdio with the `mcp` client, on the
@@ -551,30 +551,40 @@ async def warm_up(offset: int) -> None:
             await server.stop()
 
 
-async def evaluate(only: set[str] | None = None, *, warm: bool = True,
-                   checkout: Path | None = None) -> tuple[list[RefResult], list[StyleResult]]:
-    """Run the histories and style sets (all, or those named in `only`), one after the other: the installed
-    `context-server`, or `python -m context_server.cli` from `checkout` when given."""
+async def evaluate(only: set[str] | None = None, *, warm: bool = True, checkout: Path | None = None,
+                   jobs: int = 1) -> tuple[list[RefResult], list[StyleResult]]:
+    """Run the histories and style sets (all, or those named in `only`), `jobs` at a time, each on its own
+    data directory: the installed `context-server`, or `python -m context_server.cli` from `checkout`.
+    Results keep the order of the set whatever finishes first."""
     offset = local_offset()
     if warm:
         await warm_up(offset)
-    refs: list[RefResult] = []
-    styles: list[StyleResult] = []
-    for history in load("references"):
-        if only is None or history["name"] in only:
+    histories = [h for h in load("references") if only is None or h["name"] in only]
+    style_sets = [s for s in load("styles") if only is None or s["name"] in only]
+    ref_out: list[list[RefResult]] = [[] for _ in histories]
+    style_out: list[list[StyleResult]] = [[] for _ in style_sets]
+    limiter = anyio.CapacityLimiter(max(1, jobs))
+
+    async def one_history(i: int) -> None:
+        async with limiter:
             started = time.perf_counter()
-            done = await run_history(history, offset, checkout)
-            refs.extend(done)
-            _progress(f"{history['name']}: {sum(r.ok for r in done)}/{len(done)} "
+            ref_out[i] = done = await run_history(histories[i], offset, checkout)
+            _progress(f"{histories[i]['name']}: {sum(r.ok for r in done)}/{len(done)} "
                       f"({time.perf_counter() - started:.0f} s)")
-    for style_set in load("styles"):
-        if only is None or style_set["name"] in only:
+
+    async def one_style_set(i: int) -> None:
+        async with limiter:
             started = time.perf_counter()
-            done2 = await run_style_set(style_set, offset, checkout)
-            styles.extend(done2)
-            _progress(f"{style_set['name']}: {sum(not (s.missed or s.leaked or s.pinned_missed) for s in done2)}"
-                      f"/{len(done2)} clean ({time.perf_counter() - started:.0f} s)")
-    return refs, styles
+            style_out[i] = done = await run_style_set(style_sets[i], offset, checkout)
+            clean = sum(not (s.missed or s.leaked or s.pinned_missed or s.error) for s in done)
+            _progress(f"{style_sets[i]['name']}: {clean}/{len(done)} clean ({time.perf_counter() - started:.0f} s)")
+
+    async with anyio.create_task_group() as group:
+        for i in range(len(histories)):
+            group.start_soon(one_history, i)
+        for i in range(len(style_sets)):
+            group.start_soon(one_style_set, i)
+    return [r for rs in ref_out for r in rs], [s for ss in style_out for s in ss]
 
 
 async def main() -> None:
@@ -583,10 +593,11 @@ async def main() -> None:
                         "(repeatable)")
     parser.add_argument("--json", metavar="FILE", help="write every probe's details to FILE")
     parser.add_argument("--verbose", action="store_true", help="show the server's reason or error per failure")
+    parser.add_argument("--jobs", type=int, default=1, help="histories and style sets run at once (default 1)")
     args = parser.parse_args()
     started = time.perf_counter()
     only = set(args.only) if args.only else None
-    refs, styles = await evaluate(only)
+    refs, styles = await evaluate(only, jobs=args.jobs)
     values = scores(refs, styles)
     print(report(refs, styles, args.verbose))
     if args.json:
