@@ -119,10 +119,12 @@ def test_dry_run_without_install_is_a_usage_error(tmp_path: Path) -> None:
 def test_the_desktop_file_is_found_where_each_platform_keeps_it(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("APPDATA", str(tmp_path / "AppData" / "Roaming"))
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    # Off Windows there is no shell folder API to ask: answer as Windows would, by folder kind.
+    monkeypatch.setattr("platformdirs.windows.get_win_folder", lambda csidl: str(tmp_path / csidl))
     assert claude_desktop_config_path("darwin") == (
         tmp_path / "Library" / "Application Support" / "Claude" / "claude_desktop_config.json")
-    assert claude_desktop_config_path("win32") == (
-        tmp_path / "AppData" / "Roaming" / "Claude" / "claude_desktop_config.json")
+    assert claude_desktop_config_path("win32") == tmp_path / "CSIDL_APPDATA" / "Claude" / "claude_desktop_config.json"
     assert claude_desktop_config_path("linux") == tmp_path / ".config" / "Claude" / "claude_desktop_config.json"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert claude_desktop_config_path("linux") == tmp_path / "xdg" / "Claude" / "claude_desktop_config.json"
