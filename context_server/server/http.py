@@ -21,11 +21,14 @@ from mcp.server.transport_security import (
     TransportSecuritySettings,
 )
 from starlette.requests import Request
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from context_server.app import App
 from context_server.domain.users import Users
 from context_server.errors import InvalidInput
+from context_server.server.gallery.auth import GalleryAuth
+from context_server.server.gallery.routes import build_gallery
 from context_server.server.mcp_server import ContextServer, build_server
 from context_server.settings import Settings
 
@@ -147,6 +150,9 @@ def build_http_app(app: App, *, host: str, port: int, auth: bool = True,
         extend(server)
     starlette = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security, host=host,
                                            max_request_body_size=MAX_BODY_BYTES)
+    # The gallery checks the same tokens itself (a browser brings them in a cookie, see gallery/auth.py).
+    gallery = build_gallery(app, GalleryAuth(app.users.verify, open_as=None if auth else app.settings.user))
+    starlette.router.routes.append(Mount("/gallery", app=gallery))
     return server, HostOriginGuard(starlette, security)
 
 
@@ -158,6 +164,6 @@ async def serve_http(app: App, *, host: str, port: int, auth: bool = True,
     _, asgi = build_http_app(app, host=host, port=port, auth=auth, extend=extend)
     config = uvicorn.Config(asgi, host=host, port=port, log_config=None, server_header=False,
                             log_level=app.settings.log_level.lower())
-    log.info("serving Streamable HTTP at http://%s:%d/mcp (%s)", host, port,
+    log.info("serving Streamable HTTP at http://%s:%d/mcp and the gallery at /gallery (%s)", host, port,
              "bearer tokens" if auth else f"no auth, acting as {app.settings.user!r}")
     await uvicorn.Server(config).serve()
