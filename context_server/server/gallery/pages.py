@@ -48,7 +48,7 @@ form.inline{display:inline}button,input,select,textarea{font:inherit;color:var(-
 border:1px solid var(--line);border-radius:5px;padding:4px 8px}button{background:var(--bg2);cursor:pointer}
 button.danger{color:var(--danger)}textarea{width:100%;min-height:16em;font-family:ui-monospace,monospace;font-size:13px}
 table{border-collapse:collapse}td,th{border-bottom:1px solid var(--line);padding:4px 10px 4px 0;text-align:left;vertical-align:top}
-.big{max-width:100%;height:auto;border-radius:8px;border:1px solid var(--line)}
+.big{max-width:min(100%,640px);height:auto;border-radius:8px;border:1px solid var(--line)}
 .status{padding:6px 10px;border-left:4px solid var(--accent);background:var(--bg2)}
 .error{padding:6px 10px;border-left:4px solid var(--danger);background:var(--bg2);white-space:pre-wrap}
 .memory{border-bottom:1px solid var(--line);padding:8px 0}pre.diff{background:var(--bg2);padding:8px;overflow:auto}
