@@ -58,6 +58,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "doctor": ("admin", "doctor"),
     "demo": ("admin", "demo"),
     "config": ("config", "config"),
+    "gallery": ("gallery", "gallery"),
 }
 
 
