@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from context_server.adapters.store import Store
+from context_server.domain.health import check_index
+from context_server.domain.search.indexing import Indexer
 
 ROOT = Path(__file__).resolve().parent.parent
 NESTED_PARENTHESES = re.compile(r"\([^()]*\(")
@@ -70,12 +72,32 @@ def test_doctor_on_an_existing_database_changes_no_byte_and_shows_pending_change
         db.table("index_meta").insert_all([
             {"key": "index_id", "value": "x"}, {"key": "embed_model", "value": "all-MiniLM-L6-v2"},
             {"key": "embed_dimension", "value": "384"}, {"key": "layout", "value": "2"}])
+        # As a database from the previous version: its newest migration not applied yet.
+        db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm011_store_item_vectors'")
+        db.execute("DROP TABLE item_vectors")
     store.close()
     before = snapshot(home)
 
     done = cli(home, "doctor", "--offline", CONTEXT_SERVER_LOG_LEVEL="WARNING")
     assert snapshot(home) == before  # no byte, no modification time, no new file (not even -wal or -shm)
-    assert "OK       database:" in done.stdout and "schema up to date" in done.stdout
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("PENDING  database:") and "1 schema migration(s) will be applied when the "
+               "server next starts" in line for line in lines), done.stdout
     assert not NESTED_PARENTHESES.search(done.stdout), done.stdout
     # The index folder is missing although one was recorded: a real problem, with its fix.
-    assert "FAIL     index: its folder was deleted or replaced" in done.stdout and "fix: context-server reindex" in done.stdout
+    assert any(line.startswith("FAIL     index: its folder was deleted or replaced") for line in lines)
+    assert "fix: context-server reindex" in done.stdout and done.returncode == 1
+
+
+def test_waiting_changes_are_shown_as_pending_without_a_fix(store: Store, indexer: Indexer) -> None:
+    assert indexer.take_index()
+    check = check_index(indexer)
+    assert (check.status, check.detail, check.fix) == ("ok", "healthy, built with all-MiniLM-L6-v2", "")
+    with store.write() as db:
+        db.table("memories").insert({"id": "m1", "user_id": "ann", "content": "riso print texture",
+                                     "kind": "style", "scope": "long_term", "created_at": "2025-01-01",
+                                     "updated_at": "2025-01-01"})
+        indexer.enqueue(db, "ann", "memories", "m1", "upsert", "riso print texture")
+    check = check_index(indexer)
+    assert check.status == "pending" and check.fix == ""
+    assert check.detail.endswith("1 change is waiting to be indexed, which the server does when it next starts")

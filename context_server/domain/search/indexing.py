@@ -144,15 +144,13 @@ class Indexer:
         if self._meta("layout") != INDEX_LAYOUT:
             return {**status, "state": "layout_changed",
                     "detail": "built by an older version of context-server; the next start rebuilds it"}
+        index = self._index or self._factory()
+        if index is not self._index and index.path is not None and not index.path.is_dir():
+            # Opening (or locking) a missing directory would create it: say what is seen instead.
+            return {**status, "state": "mismatch", "detail": "its folder was deleted or replaced since it was built"}
         mine = self._index is not None or self._lock is None or self._lock.held
         if not mine and self._lock is not None and not self._lock.try_acquire():
             return {**status, "state": "in_use", "detail": "in use by another process"}
-        index = self._index or self._factory()
-        if index is not self._index and index.path is not None and not index.path.is_dir():
-            # Opening a missing directory would create it: say what is seen instead.
-            if not mine and self._lock is not None:
-                self._lock.release()
-            return {**status, "state": "mismatch", "detail": "its folder was deleted or replaced since it was built"}
         try:
             remote = index.get_meta()
             index.probe(self.embedder.dimension)
@@ -166,7 +164,7 @@ class Indexer:
         if remote is None or remote.get("index_id") != self._meta("index_id"):
             return {**status, "state": "mismatch",
                     "detail": "its folder was deleted or replaced since it was built"}
-        return {**status, "state": "ok", "detail": f"{status['outbox_pending']} change(s) waiting to be indexed"}
+        return {**status, "state": "ok", "detail": "healthy"}
 
     # -- writes ---------------------------------------------------------------------------------------
 
