@@ -15,8 +15,8 @@ from .conftest import call, stdio_server
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 PROMPTS = ("a silver spaceship landing on a red desert", "a bowl of ramen on a wooden table",
-           "a lighthouse on a rocky coast at dusk", "a small rocket ship among the stars")
-QUERIES = ("spaceship", "noodle soup", "sea at night", "space travel")
+           "a lighthouse on a rocky coast at dusk", "a field of sunflowers under a blue sky")
+QUERIES = ("spaceship", "noodle soup", "sea at night", "summer flowers")
 
 
 def ranking(found: dict[str, Any]) -> list[tuple[str, float]]:
