@@ -186,7 +186,7 @@ class Indexer:
                 "created_at": now_iso(),
             }
         )
-        self.stored.forget(db, collection, item_id)
+        self.stored.forget(db, user_id, collection, item_id)
 
     def drain(self, batch: int = 64) -> int:
         """Apply the outbox to Chroma, oldest first; returns how many outbox rows were applied.

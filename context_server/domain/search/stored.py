@@ -30,7 +30,6 @@ from context_server.domain.search.fulltext import SOURCES, WHERE_COLUMNS
 
 __all__ = ["StoredVectors"]
 
-TABLE = "item_vectors"
 
 
 def _blob(vector: Sequence[float]) -> bytes:
@@ -44,16 +43,17 @@ class StoredVectors:
         self.store = store
         self.embedder = embedder
 
-    def forget(self, db: Database, collection: str, item_id: str) -> None:
+    def forget(self, db: Database, user_id: str, collection: str, item_id: str) -> None:
         """Inside the transaction that changes (or deletes) the item."""
-        db.execute(f"DELETE FROM {TABLE} WHERE collection = ? AND item_id = ?", [collection, item_id])
+        db.execute("DELETE FROM item_vectors WHERE user_id = ? AND collection = ? AND item_id = ?",
+                   [user_id, collection, item_id])
 
     def save(self, db: Database, collection: str, items: Iterable[tuple[str, str, Sequence[float]]]) -> None:
         """Keep `(item_id, text, vector)` for the items that still have that text and are still indexable,
         inside the caller's write transaction."""
         src = SOURCES[collection]
         db.conn.executemany(
-            f"INSERT OR REPLACE INTO {TABLE} (collection, item_id, user_id, model, vector) "
+            f"INSERT OR REPLACE INTO item_vectors (collection, item_id, user_id, model, vector) "
             f"SELECT ?, t.id, t.user_id, ?, ? FROM {src['table']} t "
             f"WHERE t.id = ? AND t.{src['text']} = ? AND {src['indexable']}",
             [(collection, self.embedder.model_name, _blob(vector), item_id, text)
@@ -68,7 +68,7 @@ class StoredVectors:
         src = SOURCES[collection]
         texts = {row["id"]: row["text"] for row in rows}
         found = self.store.query(
-            f"SELECT v.item_id, v.vector, t.{src['text']} AS text FROM {TABLE} v JOIN {src['table']} t "
+            f"SELECT v.item_id, v.vector, t.{src['text']} AS text FROM item_vectors v JOIN {src['table']} t "
             f"ON t.id = v.item_id WHERE v.collection = ? AND v.model = ? "
             f"AND v.item_id IN ({','.join('?' * len(texts))})",
             [collection, self.embedder.model_name, *texts])
@@ -77,10 +77,10 @@ class StoredVectors:
 
     def prune(self, db: Database) -> None:
         """Drop vectors of another model and of items that are gone or no longer indexed (after a rebuild)."""
-        db.execute(f"DELETE FROM {TABLE} WHERE model != ?", [self.embedder.model_name])
+        db.execute("DELETE FROM item_vectors WHERE model != ?", [self.embedder.model_name])
         for collection, src in SOURCES.items():
             db.execute(
-                f"DELETE FROM {TABLE} WHERE collection = ? AND item_id NOT IN "
+                f"DELETE FROM item_vectors WHERE collection = ? AND item_id NOT IN "
                 f"(SELECT id FROM {src['table']} WHERE {src['indexable']})", [collection])
 
     def rank(
@@ -100,7 +100,7 @@ class StoredVectors:
             return []
         src = SOURCES[collection]
         sql = (f"SELECT t.id, t.{src['text']} AS text, v.vector, v.model FROM {src['table']} t "
-               f"LEFT JOIN {TABLE} v ON v.collection = ? AND v.item_id = t.id "
+               f"LEFT JOIN item_vectors v ON v.collection = ? AND v.item_id = t.id "
                f"WHERE t.user_id = ? AND {src['indexable']}")
         params: list[Any] = [collection, user_id]
         for key, value in (where or {}).items():
