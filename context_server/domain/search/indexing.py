@@ -610,9 +610,11 @@ class Indexer:
         candidates: Collection[str] | None = None,
         where: Mapping[str, str] | None = None,
         min_score: float = 0.0,
+        take_index: bool = True,
     ) -> list[tuple[str, float]]:
         """`(item_id, score)` best first, with score in [0, 1]. `min_score` tells the vector path that the
-        caller ignores hits below it (results below it may then be left out).
+        caller ignores hits below it (results below it may then be left out). `take_index=False` answers
+        without taking (or waiting for) the index when this process has not taken it yet: the same answers.
 
         With the index: cosine similarity (see `adapters/index.py`), after draining pending changes so a
         search sees this user's latest writes. Without it (another process holds it, or it is being built or
@@ -624,7 +626,7 @@ class Indexer:
             raise ValueError(f"unknown collection {collection!r}")
         if limit <= 0 or not query_text.strip():
             return []
-        if not self._tried:
+        if not self._tried and take_index:
             # The first search waits for the index (and the model) while the background warm-up is taking it;
             # a process without the lock returns at once (and ranks with the stored vectors).
             self._first_take()
