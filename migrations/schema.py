@@ -231,3 +231,15 @@ def m010_add_session_owner(db: Database) -> None:
     """Which process a session lives in, so the next start can end the sessions of a server that was killed
     without shutting down (and purge their session-scope memories). Older rows stay NULL: left alone."""
     db["sessions"].add_column("owner", str)
+
+
+@migrations()
+def m011_store_item_vectors(db: Database) -> None:
+    """The vectors of indexed items, beside their rows: a process that does not hold the Chroma directory
+    ranks with these, exactly as the holder does (`domain/search/stored.py`). Derived data, like the index:
+    a row is deleted whenever its item changes, and written again by whoever embeds the item next."""
+    db["item_vectors"].create(
+        {"collection": str, "item_id": str, "user_id": str, "model": str, "vector": bytes},
+        pk=("collection", "item_id"),
+        not_null={"user_id", "model", "vector"},
+    )

@@ -89,6 +89,9 @@ def main(ctx: click.Context, home: str | None) -> None:
     """
     if ctx.invoked_subcommand is None:
         ctx.invoke(serve, transport="stdio")
+    elif ctx.invoked_subcommand != "serve":
+        # A verb's own output says what happens; its logs show warnings, or what CONTEXT_SERVER_LOG_LEVEL asks.
+        configure_logging(os.environ.get("CONTEXT_SERVER_LOG_LEVEL", "WARNING"))
 
 
 @main.command()
