@@ -97,7 +97,8 @@ class UserTokenVerifier(TokenVerifier):
 
 
 class HostOriginGuard:
-    """Checks Host and Origin on every HTTP request, ahead of authentication and on every path.
+    """Checks Host and Origin on every HTTP request, ahead of authentication and on every path (and trims
+    the whitespace around header values first).
 
     The SDK runs the same check inside the MCP endpoint, after the bearer check; running it first also
     covers requests without a token and any path other than `/mcp`. Statuses follow the SDK: 421 for
@@ -110,6 +111,9 @@ class HostOriginGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            # RFC 9110 §5.5: a field value has no leading or trailing whitespace; some HTTP parsers keep it,
+            # and the SDK compares `Mcp-Name` and `Mcp-Method` to the body exactly.
+            scope = {**scope, "headers": [(k, v.strip(b" \t")) for k, v in scope.get("headers", [])]}
             refused = await self.security.validate_request(Request(scope), is_post=False)
             if refused is not None:
                 await refused(scope, receive, send)

@@ -324,9 +324,7 @@ def _profile_lines(profile: Profile) -> str:
 
 
 def _nothing_close(what: str, query: str, scores: list[float]) -> str:
-    if not scores:
-        return f"No {what} matches {clip(query, 80)!r}" + (" (none is stored yet)." if what == "image" else ".")
-    return (f"No {what} is close to {clip(query, 80)!r}: the best match scored {max(scores):.2f}, and results under "
-            f"{RELEVANCE_FLOOR:.2f} are left out as unrelated."
-            + (" list_recent_generations lists images by date." if what == "image" else
-               " get_all_memories lists everything remembered."))
+    best = f"the best match scored {max(scores):.2f}, and " if scores else ""
+    return (f"No {what} is close to {clip(query, 80)!r}: {best}results under {RELEVANCE_FLOOR:.2f} are left out as "
+            "unrelated." + (" list_recent_generations lists images by date." if what == "image" else
+                            " get_all_memories lists everything remembered."))
