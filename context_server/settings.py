@@ -23,6 +23,8 @@ ENV_VARS: dict[str, str] = {
     "CONTEXT_SERVER_SESSION_IDLE_SECONDS": "Idle time after which a session's layer expires (default 3600).",
     "CONTEXT_SERVER_RATE_LIMIT_PER_MINUTE": "Paid generations per user per minute (default 30; 0 disables; the free placeholder is not limited).",
     "CONTEXT_SERVER_LOG_LEVEL": "Log level for stderr logs (default INFO).",
+    "CONTEXT_SERVER_MAX_FRAME_BYTES": "Largest stdio line (one JSON-RPC frame) accepted, in bytes (default 4194304, "
+                                      "4 MiB); a longer line is refused with a JSON-RPC error and never held whole.",
     "CONTEXT_SERVER_EMBED_THREADS": "Threads for torch/BLAS in the embedder (default: cores, at most 2).",
     "CONTEXT_SERVER_ALLOWED_HOSTS": "Comma-separated Host values accepted over HTTP ('name:*' for any port); "
                                     "required off loopback, added to the loopback names on loopback.",
@@ -74,6 +76,8 @@ class Settings:
     session_idle_seconds: float = 3600.0
     rate_limit_per_minute: int = 30
     log_level: str = "INFO"
+    #: Largest stdio line accepted (see server/frames.py).
+    max_frame_bytes: int = 4 * 1024 * 1024
     embed_threads: int = 2
     #: Where the embedding model's ONNX export is kept; None: `models/` in the platform user-cache dir.
     model_cache: Path | None = None
@@ -96,6 +100,7 @@ class Settings:
             "session_idle_seconds": _float(env, "CONTEXT_SERVER_SESSION_IDLE_SECONDS", 3600.0),
             "rate_limit_per_minute": _int(env, "CONTEXT_SERVER_RATE_LIMIT_PER_MINUTE", 30),
             "log_level": env.get("CONTEXT_SERVER_LOG_LEVEL", "INFO").upper(),
+            "max_frame_bytes": _int(env, "CONTEXT_SERVER_MAX_FRAME_BYTES", 4 * 1024 * 1024),
             "embed_threads": _int(env, "CONTEXT_SERVER_EMBED_THREADS", min(os.cpu_count() or 1, 2)),
             "model_cache": Path(env["CONTEXT_SERVER_MODEL_CACHE"]).expanduser().resolve()
             if env.get("CONTEXT_SERVER_MODEL_CACHE") else None,
@@ -121,6 +126,8 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.wait_seconds < 0:
             raise ValueError("CONTEXT_SERVER_WAIT_SECONDS must be 0 or more")
+        if settings.max_frame_bytes < 1024:
+            raise ValueError("CONTEXT_SERVER_MAX_FRAME_BYTES must be at least 1024 (bytes)")
         if settings.vector_cache_mb < 0:
             raise ValueError("CONTEXT_SERVER_VECTOR_CACHE_MB must be 0 (off) or more")
         return settings
