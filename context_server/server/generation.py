@@ -43,9 +43,7 @@ ProviderName = Annotated[str | None, Field(description="See list_providers; defa
 ModelName = Annotated[str | None, Field(description="A model of the provider (list_providers).")]
 Cursor = Annotated[str | None, Field(description="next_cursor of the previous page.")]
 
-#: destructiveHint and idempotentHint mean something only when readOnlyHint is false (MCP), so a read-only
-#: tool states the two hints that apply: it changes nothing, and it stays inside this server.
-READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
 
 def domain_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
