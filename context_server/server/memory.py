@@ -318,7 +318,7 @@ def register_memory(server: MCPServer, app: App) -> None:
 
 
 def _profile_lines(profile: Profile) -> str:
-    fallback = {"default_provider": "not set (placeholder)", "default_model": "not set (the provider's default)",
+    fallback = {"default_provider": "not set (the server default)", "default_model": "not set (the provider's default)",
                 "daily_budget_usd": "not set (no limit)"}
     return "\n".join(f"- {k}: {word(v, fallback.get(k, 'not set'))}" for k, v in profile.model_dump().items())
 

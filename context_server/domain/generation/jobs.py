@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
+import psutil
+
 from context_server.adapters.store import Store, now_iso
 from context_server.domain.paging import decode_cursor, page
 from context_server.errors import NotFound
@@ -37,13 +39,8 @@ def owner_is_alive(owner: str | None) -> bool:
         return True
     if host != socket.gethostname() or not pid_text.isdigit():
         return True  # another machine: assume alive, never steal its work
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    # psutil, not os.kill(pid, 0): on Windows that call terminates the process it was meant to probe.
+    return bool(psutil.pid_exists(int(pid_text)))
 
 
 class Jobs:
