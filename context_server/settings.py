@@ -24,7 +24,7 @@ ENV_VARS: dict[str, str] = {
     "CONTEXT_SERVER_USER": "User id over stdio (default `local`).",
     "CONTEXT_SERVER_WAIT_SECONDS": "How long generate_image waits before returning status running (default 45).",
     "CONTEXT_SERVER_SESSION_IDLE_SECONDS": "Idle time after which a session's layer expires (default 3600).",
-    "CONTEXT_SERVER_RATE_LIMIT_PER_MINUTE": "Generations per user per minute (default 30; 0 disables).",
+    "CONTEXT_SERVER_RATE_LIMIT_PER_MINUTE": "Paid generations per user per minute (default 30; 0 disables; the free placeholder is not limited).",
     "CONTEXT_SERVER_DEFAULT_PROVIDER": "Provider for calls that name none and whose profile sets none: "
     "placeholder (default), openai, stability, sd_webui or replicate.",
     "CONTEXT_SERVER_LOG_LEVEL": "Log level for stderr logs (default INFO).",

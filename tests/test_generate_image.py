@@ -49,7 +49,8 @@ async def test_generate_returns_a_stored_image_of_the_requested_size(client: Cli
         assert img.size == (640, 384) and img.format == "PNG"
     assert (data["width"], data["height"], data["format"]) == (640, 384, "png")
     assert data["final_prompt"] == "a lighthouse on a cliff"
-    assert data["applied"] == {"styles": [], "profile": {}, "template": None, "reference": None}
+    assert data["applied"] == {"styles": [], "profile": {}, "template": None, "template_version": None,
+                               "reference": None}
     kinds = [block.type for block in result.content]
     assert kinds == ["text", "image", "resource_link"]
     preview = result.content[1]
@@ -95,10 +96,10 @@ async def test_aspect_ratio_chooses_the_size(client: Client) -> None:
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
-        ({"prompt": ""}, "at least 1"),
-        ({"prompt": "x" * 4001}, "at most 4000"),
-        ({"prompt": "x", "width": 63}, "greater than or equal to 64"),
-        ({"prompt": "x", "height": 5000}, "less than or equal to 4096"),
+        ({"prompt": ""}, "prompt must be 1..4000 characters; got 0 characters"),
+        ({"prompt": "x" * 4001}, "prompt must be 1..4000 characters; got 4001 characters"),
+        ({"prompt": "x", "width": 63}, "width must be 64..4096; got 63"),
+        ({"prompt": "x", "height": 5000}, "height must be 64..4096; got 5000"),
         ({"prompt": "x", "aspect_ratio": "5:4"}, "1:1"),
         ({"prompt": "x", "provider": "nope"}, "available: placeholder"),
         ({"prompt": "x", "model": "nope"}, "its models are placeholder-1"),

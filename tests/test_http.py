@@ -7,10 +7,13 @@ from typing import Any
 
 import pytest
 
+from context_server.adapters.providers.openai import OpenAIProvider
+from context_server.adapters.providers.placeholder import PlaceholderProvider
 from context_server.app import App
 from context_server.errors import InvalidInput
 from context_server.server.http import check_bind, is_loopback
 from context_server.settings import Settings
+from tests.fakes import OpenAIFake
 
 from .http_support import INITIALIZE, MCP_HEADERS, RunningServer, serve
 
@@ -127,11 +130,19 @@ async def test_every_tool_call_is_audited_without_its_arguments(server: RunningS
 
 @pytest.fixture
 async def limited_app(make_settings: Callable[..., Settings]) -> AsyncIterator[App]:
-    application = App.create(make_settings(CONTEXT_SERVER_RATE_LIMIT_PER_MINUTE="2"))
+    """Two paid generations a minute (the free placeholder is never throttled), against the OpenAI fake."""
+    settings = Settings.from_env(OpenAIFake.env("http://fake") | {
+        "CONTEXT_SERVER_HOME": str(make_settings().home), "CONTEXT_SERVER_RATE_LIMIT_PER_MINUTE": "2"})
+    http = OpenAIFake().client()
+    application = App.create(settings, http_client=http,
+                             providers=[PlaceholderProvider(), OpenAIProvider(settings.provider_env, http)])
     try:
         yield application
     finally:
         await application.aclose()
+
+
+PAID = {"prompt": "a fox", "provider": "openai", "width": 1024, "height": 1024}
 
 
 async def test_the_generation_rate_limit_is_per_user(limited_app: App) -> None:
@@ -140,11 +151,11 @@ async def test_the_generation_rate_limit_is_per_user(limited_app: App) -> None:
     async with serve(limited_app) as server:
         async with server.client(alice) as client:
             for _ in range(2):
-                assert not (await client.call_tool("generate_image", {"prompt": "a fox"})).is_error
-            limited = await client.call_tool("generate_image", {"prompt": "a fox"})
+                assert not (await client.call_tool("generate_image", PAID)).is_error
+            limited = await client.call_tool("generate_image", PAID)
             assert limited.is_error and "rate limit" in limited.content[0].text  # type: ignore[union-attr]
         async with server.client(bob) as client:
-            assert not (await client.call_tool("generate_image", {"prompt": "a fox"})).is_error
+            assert not (await client.call_tool("generate_image", PAID)).is_error
 
 
 async def test_without_auth_on_loopback_calls_act_as_the_configured_user(

@@ -39,7 +39,7 @@ async def test_get_prompt_renders_the_template_for_generate_image(client: Client
 async def test_generate_with_a_template_fills_its_subject_and_reports_it(client: Client) -> None:
     data = await call(client, "generate_image", prompt="a heron at dawn", template="watercolour", dry_run=True)
     assert data["final_prompt"].startswith("A loose watercolour painting of a heron at dawn")
-    assert data["applied"]["template"] == "watercolour@v1"
+    assert (data["applied"]["template"], data["applied"]["template_version"]) == ("watercolour", 1)
     assert "unknown template" in await call_error(client, "generate_image", prompt="x", template="nope")
 
 

@@ -11,11 +11,21 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from context_server.adapters.providers.base import ProviderInfo
 from context_server.domain.generation.input import GenerationInput
+from context_server.domain.paging import encode_cursor
 from context_server.errors import ContextServerError
 from context_server.models import DeleteResult, GenerateResult, GenerationSummary, ProviderDescription
 from context_server.server.auth import current_user, session_key
-from context_server.server.results import generation_result, structured
+from context_server.server.results import (
+    clip,
+    cut_note,
+    fit_list,
+    generation_result,
+    one_line,
+    plural,
+    structured,
+)
 from context_server.server.viewer import VIEWER_META
 
 if TYPE_CHECKING:
@@ -27,9 +37,12 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 AspectRatio = Literal["1:1", "16:9", "9:16", "3:2", "2:3", "4:3", "3:4"]
-Prompt = Annotated[str, Field(min_length=1, max_length=4000, description="What to draw, in plain words (1..4000 characters).")]
-Side = Annotated[int | None, Field(ge=64, le=4096, description="Pixels, 64..4096. Snapped to a size the model accepts (reported in notes).")]
-RequestId = Annotated[str | None, Field(max_length=200, description="Idempotency key: the same request_id again returns the first call's result without a second provider call.")]
+Prompt = Annotated[str, Field(min_length=1, max_length=4000, description="What to draw, in plain words.")]
+Side = Annotated[int | None, Field(ge=64, le=4096, description="Pixels; snapped to a size the model accepts.")]
+RequestId = Annotated[str | None, Field(max_length=200, description="Idempotency key: a repeat returns the first result, no second charge.")]
+ProviderName = Annotated[str | None, Field(description="See list_providers; default: the profile's, else placeholder.")]
+ModelName = Annotated[str | None, Field(description="A model of the provider (list_providers).")]
+Cursor = Annotated[str | None, Field(description="next_cursor of the previous page.")]
 
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
@@ -84,31 +97,31 @@ def register_tools(server: MCPServer, app: App) -> None:
         user = current_user(app)
         session = app.sessions.touch(user, session_key(ctx))
         result = await app.generation.generate(user, session, inp, _progress_sink(ctx))
-        return generation_result(result, app.files)
+        return generation_result(result, app.files, seed_given=inp.seed is not None)
 
     @domain_errors
     async def generate_image(
         ctx: Context,
         prompt: Prompt,
-        template: Annotated[str | None, Field(description="Name of a prompt template to render first (see list_templates).")] = None,
-        template_args: Annotated[dict[str, Any] | None, Field(description="Arguments for the template's {placeholders}.")] = None,
-        reference: Annotated[str | None, Field(max_length=500, description="An earlier image to build on: its image_id, or words such as 'my last spaceship image' or 'the previous one'.")] = None,
-        input_image_url: Annotated[str | None, Field(max_length=2048, description="An https URL of a public image to start from (image-to-image).")] = None,
-        provider: Annotated[str | None, Field(description="Provider name (see list_providers); default from the profile, else 'placeholder'.")] = None,
-        model: Annotated[str | None, Field(description="Model name of the provider (see list_providers).")] = None,
+        template: Annotated[str | None, Field(description="A template name (list_templates) to render with the prompt.")] = None,
+        template_args: Annotated[dict[str, Any] | None, Field(description="Values for the template's {placeholders}; needs template.")] = None,
+        reference: Annotated[str | None, Field(max_length=500, description="An earlier image to build on: image_id, or words like 'the previous one', 'my last spaceship image'.")] = None,
+        input_image_url: Annotated[str | None, Field(max_length=2048, description="https URL of a public image to start from.")] = None,
+        provider: ProviderName = None,
+        model: ModelName = None,
         width: Side = None,
         height: Side = None,
-        aspect_ratio: Annotated[AspectRatio | None, Field(description="One of 1:1, 16:9, 9:16, 3:2, 2:3, 4:3, 3:4; used when width/height are not both given.")] = None,
+        aspect_ratio: Annotated[AspectRatio | None, Field(description="Used unless width and height are both given.")] = None,
         negative_prompt: Annotated[str | None, Field(max_length=4000, description="What to keep out of the image.")] = None,
-        seed: Annotated[int | None, Field(ge=0, le=4294967295, description="Seed for reproducible results, where the model supports seeds.")] = None,
-        apply_memory: Annotated[bool, Field(description="Apply profile defaults, remembered styles and reference memory (default true).")] = True,
-        dry_run: Annotated[bool, Field(description="Only enrich and report the final prompt and receipt: no provider call, nothing stored.")] = False,
-        incognito: Annotated[bool, Field(description="Nothing about this call is remembered or indexed.")] = False,
+        seed: Annotated[int | None, Field(ge=0, le=4294967295, description="For reproducible results (models that take seeds).")] = None,
+        apply_memory: Annotated[bool, Field(description="Add profile defaults and remembered styles.")] = True,
+        dry_run: Annotated[bool, Field(description="Only report what would be sent; nothing generated or stored.")] = False,
+        incognito: Annotated[bool, Field(description="Remember and index nothing from this call.")] = False,
         request_id: RequestId = None,
-        wait: Annotated[bool, Field(description="Wait for the image (up to CONTEXT_SERVER_WAIT_SECONDS); false returns a running job at once.")] = True,
+        wait: Annotated[bool, Field(description="false: return the running job_id at once.")] = True,
     ) -> Annotated[CallToolResult, GenerateResult]:
-        """Generate an image. Remembered styles, profile defaults, a template and a reference image are applied
-        first; the result's `applied` receipt lists everything added. Returns a preview and a link to the full image."""
+        """Generate an image from a plain prompt. Remembered styles, profile defaults, a template and a
+        reference are added first; the text says what was added and the image_id to use next."""
         return await run(ctx, GenerationInput(
             prompt=prompt, template=template, template_args=template_args or {}, reference=reference,
             input_image_url=input_image_url, provider=provider, model=model, width=width, height=height,
@@ -119,45 +132,47 @@ def register_tools(server: MCPServer, app: App) -> None:
     @domain_errors
     async def edit_image(
         ctx: Context,
-        image: Annotated[str, Field(min_length=1, max_length=500, description="The image to edit: its image_id, or words such as 'the previous one' or 'my last logo image'.")],
-        instruction: Annotated[str, Field(min_length=1, max_length=4000, description="What to change, in plain words.")],
-        mask_image: Annotated[str | None, Field(max_length=500, description="image_id of a mask: white (or transparent) areas are repainted, black areas kept. Needs a model with mask support.")] = None,
-        strength: Annotated[float | None, Field(ge=0, le=1, description="0..1: how far the result may move from the source (providers that take it).")] = None,
-        provider: Annotated[str | None, Field(description="Provider name (see list_providers); default from the profile, else 'placeholder'.")] = None,
-        model: Annotated[str | None, Field(description="Model name of the provider (see list_providers).")] = None,
+        image: Annotated[str, Field(min_length=1, max_length=500, description="image_id, or words like 'the previous one'.")],
+        instruction: Annotated[str, Field(min_length=1, max_length=4000, description="What to change.")],
+        mask_image: Annotated[str | None, Field(max_length=500, description="image_id of a mask: white areas are repainted (models with mask support).")] = None,
+        strength: Annotated[float | None, Field(ge=0, le=1, description="How far the result may move from the source.")] = None,
+        provider: ProviderName = None,
+        model: ModelName = None,
         request_id: RequestId = None,
     ) -> Annotated[CallToolResult, GenerateResult]:
-        """Edit an earlier image following an instruction. The result is a new image whose parent_id is the
-        source; the source is kept."""
+        """Edit an earlier image; the result is a new image (parent_id: the source, which is kept)."""
         return await run(ctx, GenerationInput(
             prompt=instruction, kind="edit", reference=image, mask_image=mask_image, strength=strength,
             provider=provider, model=model, request_id=request_id))
 
     @domain_errors
     async def get_usage(
-        period: Annotated[Literal["day", "month"], Field(description="'day' (since 00:00 UTC) or 'month' (since the 1st).")] = "day",
+        period: Annotated[Literal["day", "month"], Field(description="day (since 00:00 UTC) or month.")] = "day",
     ) -> Annotated[CallToolResult, Usage]:
-        """Generations and estimated cost per provider in this period, and what is left of the daily budget."""
+        """Generations and estimated cost per provider, and the daily budget left."""
         out = Usage.model_validate(app.usage(current_user(app), period))
-        lines = [f"{p.provider}: {p.generations} generations, ${p.cost_usd:.3f}" for p in out.providers]
-        lines.append(f"Total ${out.total_cost_usd:.3f}" + (
-            f"; ${out.budget_left_usd:.2f} left of today's ${out.daily_budget_usd:.2f} budget"
-            if out.daily_budget_usd is not None else "; no daily budget set"))
+        lines = [f"Usage this {out.period} (since {out.since}):"]
+        lines += [f"- {p.provider}: {plural(p.generations, 'generation')}, ${p.cost_usd:.3f}" for p in out.providers] or [
+            "- no generations yet"]
+        lines.append(f"Total ${out.total_cost_usd:.3f}; " + (
+            f"${out.budget_left_usd:.2f} left of today's ${out.daily_budget_usd:.2f} budget"
+            if out.daily_budget_usd is not None and out.budget_left_usd is not None
+            else "no daily budget set (update_profile daily_budget_usd sets one)"))
         return structured(out, "\n".join(lines))
 
     @domain_errors
     async def get_generation(
-        job_id: Annotated[str, Field(min_length=1, max_length=64, description="The job_id returned by generate_image or edit_image.")],
+        job_id: Annotated[str, Field(min_length=1, max_length=64, description="From generate_image or edit_image.")],
     ) -> Annotated[CallToolResult, GenerateResult]:
-        """The status (running, completed, failed), progress 0..1, and the result of a generation job."""
+        """A generation job's status, progress and result (or error)."""
         return generation_result(app.generation.result(current_user(app), job_id), app.files)
 
     @domain_errors
     async def list_recent_generations(
-        limit: Annotated[int, Field(ge=1, le=100, description="How many to return (1..100).")] = 10,
-        cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
+        limit: Annotated[int, Field(ge=1, le=100, description="1..100.")] = 10,
+        cursor: Cursor = None,
     ) -> Annotated[CallToolResult, RecentGenerations]:
-        """This user's generation jobs, newest first."""
+        """This user's generations, newest first, with job_id and image_id."""
         rows, nxt = app.jobs.recent(current_user(app), limit, cursor)
         items = [
             GenerationSummary(job_id=r["id"], image_id=r["image_id"], status=r["status"], created_at=r["created_at"],
@@ -165,27 +180,42 @@ def register_tools(server: MCPServer, app: App) -> None:
                               uri=f"image://{r['image_id']}/view" if r["image_id"] else None)
             for r in rows
         ]
-        out = RecentGenerations(generations=items, next_cursor=nxt)
-        text = "\n".join(f"{g.created_at} {g.status:9} {g.job_id} {g.prompt[:60]}" for g in items) or "No generations yet."
-        return structured(out, text)
+
+        def build(n: int, width: int | None) -> tuple[str, dict[str, Any]]:
+            shown = [g.model_copy(update={"prompt": clip(g.prompt, width)}) for g in items[:n]]
+            more = nxt if n == len(items) else encode_cursor(rows[n - 1]["created_at"], rows[n - 1]["id"])
+            data = RecentGenerations(generations=shown, next_cursor=more).model_dump(mode="json")
+            if not shown:
+                return "No generations yet." if not cursor else "No more generations.", data
+            lines = [f"{plural(len(shown), 'generation')}, newest first:"]
+            lines += [f"- {_ids(g)} · {g.status} · {g.created_at[:16].replace('T', ' ')} · {one_line(g.prompt, width)}"
+                      for g in shown]
+            longest = max(len(g.prompt) for g in items[:n])
+            lines.append(cut_note(width, longest, "get_generation(job_id) or image://<image_id>/metadata has the "
+                                  "full prompt").strip())
+            if more:
+                lines.append(f"More: call list_recent_generations with cursor \"{more}\".")
+            return "\n".join(line for line in lines if line), data
+
+        text, data = fit_list(len(items), build)
+        return structured(data, text)
 
     @domain_errors
     async def delete_image(
-        image_id: Annotated[str, Field(min_length=1, max_length=64, description="The image to delete.")],
+        image_id: Annotated[str, Field(min_length=1, max_length=64, description="The image_id to delete.")],
     ) -> Annotated[CallToolResult, DeleteResult]:
-        """Delete an image: its file, its metadata and its search-index entry. Cannot be undone."""
+        """Delete an image: file, metadata and search entry. Cannot be undone."""
         user = current_user(app)
         app.images.delete(user, image_id)
         app.sessions.forget_image(user, image_id)
-        return structured(DeleteResult(deleted=True, id=image_id), f"Deleted image {image_id}.")
+        return structured(DeleteResult(deleted=True, id=image_id),
+                          f"Deleted image_id: {image_id} (its file, metadata and search entry).")
 
     @domain_errors
     async def list_providers() -> Annotated[CallToolResult, ProviderList]:
-        """The image providers, whether each is configured, their models, capabilities and cost per image."""
+        """Image providers: configured or not, models, capabilities and cost per image."""
         out = ProviderList(providers=[describe_provider(info) for info in app.providers.infos()])
-        text = "\n".join(f"{p.name}: {'configured' if p.configured else 'not configured'}"
-                         f" ({', '.join(str(m['name']) for m in p.models)})" for p in out.providers)
-        return structured(out, text)
+        return structured(out, "\n".join(_provider_text(info) for info in app.providers.infos()))
 
     server.add_tool(generate_image, title="Generate image", meta=VIEWER_META, annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
@@ -197,6 +227,29 @@ def register_tools(server: MCPServer, app: App) -> None:
     server.add_tool(delete_image, title="Delete image", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False))
     server.add_tool(list_providers, title="List providers", annotations=READ)
+
+
+def _ids(g: GenerationSummary) -> str:
+    return (f"image_id: {g.image_id} (job_id: {g.job_id})" if g.image_id
+            else f"job_id: {g.job_id} (no image)")
+
+
+def _provider_text(info: ProviderInfo) -> str:
+    head = f"{info.name}: " + ("configured" if info.configured else f"not configured ({info.setup_hint or 'see docs'})")
+    if info.description:
+        head += f". {info.description}"
+    lines = [head]
+    for m in info.models:
+        can = [label for label, ok in (("text-to-image", m.text_to_image), ("image-to-image", m.image_to_image),
+                                       ("mask edits", m.mask), ("negative prompt", m.negative_prompt),
+                                       ("seed", m.seed)) if ok]
+        sizes = (", ".join(f"{w}x{h}" for w, h in m.sizes) if m.sizes
+                 else f"any size {m.min_side}..{m.max_side} px")
+        ratios = f"; aspect ratios {', '.join(m.aspect_ratios)}" if m.aspect_ratios else ""
+        cost = "free" if m.cost_usd <= 0 else f"${m.cost_usd:.3f} per image"
+        default = " (default)" if m.name == info.default_model else ""
+        lines.append(f"- model {m.name}{default}: {cost}; {', '.join(can)}; sizes: {sizes}{ratios}")
+    return "\n".join(lines)
 
 
 def _job_prompt(row: dict[str, Any]) -> str:

@@ -109,6 +109,7 @@ class HostOriginGuard:
     """Checks the size of the request head, then Host and Origin, on every HTTP request, ahead of
     authentication and on every path. (uvicorn's h11 limit bounds what it buffers while a head arrives, but
     lets through a head that arrives whole in one read; this check is exact: 431 past `MAX_HEADER_BYTES`.)
+    It also trims the whitespace around header values (RFC 9110 §5.5).
 
     The SDK runs the same check inside the MCP endpoint, after the bearer check; running it first also
     covers requests without a token and any path other than `/mcp`. Statuses follow the SDK: 421 for
@@ -126,6 +127,9 @@ class HostOriginGuard:
                 await PlainTextResponse(f"Request header fields too large: at most {MAX_HEADER_BYTES // 1024} KiB",
                                         status_code=431)(scope, receive, send)
                 return
+            # RFC 9110 §5.5: a field value has no leading or trailing whitespace; some HTTP parsers keep it,
+            # and the SDK compares `Mcp-Name` and `Mcp-Method` to the body exactly.
+            scope = {**scope, "headers": [(k, v.strip(b" \t")) for k, v in scope["headers"]]}
             refused = await self.security.validate_request(Request(scope), is_post=False)
             if refused is not None:
                 await refused(scope, receive, send)

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import GetPromptResult, InputRequiredResult, Prompt
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.types import CallToolResult, GetPromptResult, InputRequiredResult, Prompt
+from pydantic import ValidationError
 from pydantic.networks import AnyUrl
 
 from context_server import __version__
@@ -18,6 +20,8 @@ from context_server.server.generation import register_tools
 from context_server.server.memory import register_memory
 from context_server.server.resources import read_image_view, register_resources
 from context_server.server.templates import list_user_prompts, register_templates, render_user_prompt
+from context_server.server.tool_list import compact_tool_schemas
+from context_server.server.validation import explain
 from context_server.server.viewer import viewer_extension
 
 if TYPE_CHECKING:
@@ -59,6 +63,25 @@ class ContextServer(MCPServer[Any]):
 
         lowlevel.create_initialization_options = with_list_changed  # type: ignore[method-assign]
 
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """The SDK's call, with errors the model reads as one plain sentence: argument errors explained
+        from the input schema (`width must be 64..4096; got 10`) instead of pydantic's report, and a
+        tool's own message without the SDK's `Error executing tool …:` prefix."""
+        try:
+            return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError:
+            raise
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ValidationError):
+                tool = self._tool_manager.get_tool(name)
+                raise ToolError(explain(cause, tool.parameters if tool else None)) from cause
+            if isinstance(cause, ToolError) and not isinstance(cause, UnexpectedToolError):
+                raise ToolError(str(cause)) from cause.__cause__ or cause
+            raise
+
     async def list_prompts(self) -> list[Prompt]:
         """The user's templates, then any prompt registered with `add_prompt` (none in production)."""
         return [*list_user_prompts(self.app), *await super().list_prompts()]
@@ -86,6 +109,7 @@ def build_server(app: App, **kwargs: Any) -> ContextServer:
     register_resources(server, app)
     register_templates(server, app)
     register_memory(server, app)
+    compact_tool_schemas(server)
     server.middleware.append(_after_first_answer(app))
     return server
 

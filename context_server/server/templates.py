@@ -30,7 +30,7 @@ from context_server.domain.prompt_guide import prompt_guide
 from context_server.errors import ContextServerError
 from context_server.server.auth import current_user
 from context_server.server.generation import READ, domain_errors
-from context_server.server.results import structured
+from context_server.server.results import clip, structured
 
 if TYPE_CHECKING:
     from context_server.app import App
@@ -46,7 +46,7 @@ Name = Annotated[str, Field(min_length=1, max_length=64, description="Template n
 class TemplateArgumentOut(BaseModel):
     name: str
     description: str = ""
-    required: bool = False
+    required: bool | None = Field(default=None, description="Default: true unless a default is given.")
     default: str | None = None
     examples: list[str] = Field(default_factory=list)
 
@@ -61,6 +61,7 @@ class TemplateOut(BaseModel):
     versions: list[int] = Field(default_factory=list)
     created_at: str | None = None
     overrides_builtin: bool = False
+    unchanged: bool = False
 
 
 class TemplateList(BaseModel):
@@ -73,7 +74,27 @@ class TemplateDeleted(BaseModel):
 
 
 def _out(template: Template) -> TemplateOut:
-    return TemplateOut.model_validate(template.to_dict())
+    return TemplateOut.model_validate({**template.to_dict(), "unchanged": template.unchanged})
+
+
+def _arguments_text(t: TemplateOut) -> str:
+    if not t.arguments:
+        return "no arguments"
+    return ", ".join(a.name + (" (required)" if a.required else f" (optional, default {clip(a.default or '', 60)!r})")
+                     for a in t.arguments)
+
+
+def _template_text(t: TemplateOut) -> str:
+    kept = ", ".join(f"v{v}" for v in t.versions) or f"v{t.version}"
+    lines = [f"Template {t.name} v{t.version} ({t.source}{', overrides the built-in' if t.overrides_builtin else ''}; "
+             f"versions kept: {kept}): {t.description or 'no description'}",
+             f"Arguments: {_arguments_text(t)}"]
+    lines += [f"- {a.name}: {a.description}" + (f" (e.g. {', '.join(a.examples[:3])})" if a.examples else "")
+              for a in t.arguments if a.description or a.examples]
+    lines.append(f"Body:\n{t.body}")
+    lines.append(f"Use: generate_image with template \"{t.name}\" and the prompt as its subject; other values "
+                 "in template_args.")
+    return "\n".join(lines)
 
 
 async def notify_prompts_changed(ctx: Context | None) -> None:
@@ -104,7 +125,7 @@ def render_user_prompt(app: App, name: str, arguments: dict[str, Any] | None) ->
     except ContextServerError as exc:
         raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
     instruction = (f"Generate an image with the generate_image tool using this prompt "
-                   f"(template '{template.name}' v{template.version}):\n\n{text}")
+                   f"(template {template.name} v{template.version}):\n\n{text}")
     return GetPromptResult(description=template.description,
                            messages=[PromptMessage(role="user", content=TextContent(text=instruction))])
 
@@ -112,43 +133,50 @@ def render_user_prompt(app: App, name: str, arguments: dict[str, Any] | None) ->
 def register_templates(server: MCPServer, app: App) -> None:
     @domain_errors
     async def list_templates() -> Annotated[CallToolResult, TemplateList]:
-        """The prompt templates this user can use: built-ins from prompts/ and the user's own (which
-        override a built-in of the same name)."""
+        """Prompt templates: built-ins and the user's own (which override a built-in of the same name)."""
         out = TemplateList(templates=[_out(t) for t in app.templates.list(current_user(app))])
-        text = "\n".join(f"{t.name} (v{t.version}, {t.source}): {t.description}" for t in out.templates)
-        return structured(out, text)
+        lines = [f"{len(out.templates)} templates (get_template shows a body):"]
+        lines += [f"- {t.name} v{t.version} ({t.source}): {clip(t.description, 200) or 'no description.'} "
+                  f"Arguments: {_arguments_text(t)}." for t in out.templates]
+        return structured(out, "\n".join(lines))
 
     @domain_errors
     async def get_template(
         name: Name,
         version: Annotated[int | None, Field(ge=1, description="A kept version; default the latest.")] = None,
     ) -> Annotated[CallToolResult, TemplateOut]:
-        """One template with its body, arguments and the list of kept versions."""
+        """One template: body, arguments and kept versions."""
         out = _out(app.templates.get(current_user(app), name, version))
-        return structured(out, f"{out.name} v{out.version} ({out.source}), versions {out.versions}:\n{out.body}")
+        return structured(out, _template_text(out))
 
     @domain_errors
     async def save_template(
         ctx: Context,
         name: Name,
-        body: Annotated[str, Field(min_length=1, max_length=8000, description="Template text with {placeholders}; each must be declared in arguments. {{ and }} are literal braces.")],
+        body: Annotated[str, Field(min_length=1, max_length=8000, description="Text with {placeholders}; {{ and }} are literal braces.")],
         description: Annotated[str, Field(max_length=500, description="What the template is for.")] = "",
-        arguments: Annotated[list[TemplateArgumentOut] | None, Field(max_length=20, description="Placeholders: name, description, required, optional default and examples.")] = None,
+        arguments: Annotated[list[TemplateArgumentOut] | None, Field(max_length=20, description="Describe placeholders; default: each {placeholder}, required.")] = None,
     ) -> Annotated[CallToolResult, TemplateOut]:
-        """Create a template or save a new version of it (every version is kept). Naming it like a built-in
-        overrides the built-in for this user only."""
-        args = [a.model_dump() for a in arguments or []]
+        """Create a template or a new version of it (versions are kept); a built-in's name overrides it."""
+        args = [a.model_dump(exclude_none=True) for a in arguments or []]
         out = _out(app.templates.save(current_user(app), name, body, description=description, arguments=args))
+        if out.unchanged:
+            return structured(out, f"Unchanged: {out.name} v{out.version} already has this body, description and "
+                                   "arguments, so no new version was saved.")
         await notify_prompts_changed(ctx)
-        return structured(out, f"Saved {out.name} v{out.version}.")
+        inferred = " (inferred from the body's {placeholders})" if not arguments and out.arguments else ""
+        return structured(out, f"Saved template {out.name} v{out.version}. Arguments{inferred}: "
+                               f"{_arguments_text(out)}.\nUse: generate_image with template \"{out.name}\", or the "
+                               f"prompt {out.name}.")
 
     @domain_errors
     async def delete_template(ctx: Context, name: Name) -> Annotated[CallToolResult, TemplateDeleted]:
-        """Delete this user's template (all versions). If it overrode a built-in, the built-in comes back."""
+        """Delete the user's template, all versions; an overridden built-in comes back."""
         restored = app.templates.delete(current_user(app), name)
         await notify_prompts_changed(ctx)
         out = TemplateDeleted(deleted=name, restored_builtin=_out(restored) if restored else None)
-        return structured(out, f"Deleted {name}." + (" The built-in is back." if restored else ""))
+        return structured(out, f"Deleted template {name} (all versions)." + (
+            f" The built-in {name} v1 is back." if restored else ""))
 
     server.add_tool(list_templates, title="List templates", annotations=READ)
     server.add_tool(get_template, title="Get template", annotations=READ)

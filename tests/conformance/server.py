@@ -13,23 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import logging
+import secrets
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import click
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.prompts.base import Message, UserMessage
+from mcp.shared.exceptions import MCPError
 from mcp.types import (
+    INVALID_PARAMS,
     AudioContent,
     CallToolResult,
     EmbeddedResource,
     EmptyResult,
     ImageContent,
+    InputRequiredResult,
     SamplingMessage,
     SetLevelRequestParams,
     SubscribeRequestParams,
@@ -37,11 +43,13 @@ from mcp.types import (
     TextResourceContents,
     UnsubscribeRequestParams,
 )
+from mcp_types.jsonrpc import MISSING_REQUIRED_CLIENT_CAPABILITY
 from pydantic import BaseModel, Field
 
 from context_server.app import App
 from context_server.server.http import serve_http
 from context_server.server.mcp_server import ContextServer
+from context_server.server.templates import notify_prompts_changed
 from context_server.settings import Settings
 
 log = logging.getLogger("conformance")
@@ -222,6 +230,8 @@ def add_fixtures(server: ContextServer) -> None:
         return [UserMessage(content=ImageContent(type="image", data=PNG_1PX, mime_type="image/png")),
                 UserMessage(content=TextContent(type="text", text="Please analyze the image above."))]
 
+    add_input_required_fixtures(server)
+
     async def accept(ctx: Any, params: Any) -> EmptyResult:
         log.info("%s %s", ctx.method, getattr(params, "uri", getattr(params, "level", "")))
         return EmptyResult()
@@ -230,6 +240,144 @@ def add_fixtures(server: ContextServer) -> None:
     lowlevel.add_request_handler("logging/setLevel", SetLevelRequestParams, accept)
     lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, accept)
     lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, accept)
+
+
+def _ask(message: str, field: str, kind: str = "string") -> dict[str, Any]:
+    return {"method": "elicitation/create", "params": {"message": message, "requestedSchema": {
+        "type": "object", "properties": {field: {"type": kind}}, "required": [field]}}}
+
+
+def _sample(text: str, max_tokens: int) -> dict[str, Any]:
+    return {"method": "sampling/createMessage", "params": {
+        "messages": [{"role": "user", "content": {"type": "text", "text": text}}], "maxTokens": max_tokens}}
+
+
+ROOTS: dict[str, Any] = {"method": "roots/list", "params": {}}
+
+
+def add_input_required_fixtures(server: ContextServer) -> None:
+    """SEP-2322 (multi-round-trip requests): tools and a prompt that answer `InputRequiredResult` until the
+    client sends the responses (and the echoed, HMAC-signed `requestState`)."""
+    key = secrets.token_bytes(32)
+
+    def sign(state: str) -> str:
+        return state + "." + hmac.new(key, state.encode(), hashlib.sha256).hexdigest()
+
+    def verified(ctx: Context) -> str | None:
+        """The state the client echoed, or an error if it was tampered with; None when none was sent."""
+        echoed = ctx.request_state
+        if echoed is None:
+            return None
+        state, _, mac = echoed.rpartition(".")
+        if not hmac.compare_digest(mac, hmac.new(key, state.encode(), hashlib.sha256).hexdigest()):
+            raise MCPError(code=INVALID_PARAMS, message="requestState failed its integrity check")
+        return state
+
+    def need(requests: dict[str, Any], state: str | None = None) -> InputRequiredResult:
+        return InputRequiredResult.model_validate(
+            {"inputRequests": requests, **({"requestState": sign(state)} if state else {})})
+
+    def answered(ctx: Context, *keys: str) -> bool:
+        return all(k in (ctx.input_responses or {}) for k in keys)
+
+    def done(text: str) -> CallToolResult:
+        return CallToolResult(content=[TextContent(type="text", text=text)])
+
+    async def test_input_required_result_elicitation(ctx: Context) -> CallToolResult | InputRequiredResult:
+        if not answered(ctx, "user_name"):
+            return need({"user_name": _ask("What is your name?", "name")})
+        return done(f"Hello, {json.dumps((ctx.input_responses or {})['user_name'], default=str)}")
+
+    async def test_input_required_result_sampling(ctx: Context) -> CallToolResult | InputRequiredResult:
+        if not answered(ctx, "capital_question"):
+            return need({"capital_question": _sample("What is the capital of France?", 100)})
+        return done("The model answered the capital question.")
+
+    async def test_input_required_result_list_roots(ctx: Context) -> CallToolResult | InputRequiredResult:
+        if not answered(ctx, "client_roots"):
+            return need({"client_roots": ROOTS})
+        return done(f"Roots: {json.dumps((ctx.input_responses or {})['client_roots'], default=str)}")
+
+    async def test_input_required_result_request_state(ctx: Context) -> CallToolResult | InputRequiredResult:
+        state = verified(ctx)
+        if state != "confirm" or not answered(ctx, "confirm"):
+            return need({"confirm": _ask("Please confirm", "ok", "boolean")}, "confirm")
+        return done("state-ok: confirmed")
+
+    async def test_input_required_result_multiple_inputs(ctx: Context) -> CallToolResult | InputRequiredResult:
+        state = verified(ctx)
+        if state != "all" or not answered(ctx, "user_name", "greeting", "client_roots"):
+            return need({"user_name": _ask("What is your name?", "name"),
+                         "greeting": _sample("Generate a greeting", 50), "client_roots": ROOTS}, "all")
+        return done("Got the name, the greeting and the roots.")
+
+    async def test_input_required_result_multi_round(ctx: Context) -> CallToolResult | InputRequiredResult:
+        state = verified(ctx)
+        if state == "round-2" and answered(ctx, "step2"):
+            return done("Both steps answered.")
+        if state == "round-1" and answered(ctx, "step1"):
+            return need({"step2": _ask("Step 2: What is your favorite color?", "color")}, "round-2")
+        return need({"step1": _ask("Step 1: What is your name?", "name")}, "round-1")
+
+    async def test_input_required_result_tampered_state(ctx: Context) -> CallToolResult | InputRequiredResult:
+        if verified(ctx) == "signed" and answered(ctx, "confirm"):
+            return done("state verified")
+        return need({"confirm": _ask("Please confirm", "ok", "boolean")}, "signed")
+
+    async def test_input_required_result_capabilities(ctx: Context) -> CallToolResult | InputRequiredResult:
+        declared = ctx.client_capabilities
+        wanted: dict[str, Any] = {}
+        if declared is not None and declared.elicitation is not None:
+            wanted["user_name"] = _ask("What is your name?", "name")
+        if declared is not None and declared.sampling is not None:
+            wanted["greeting"] = _sample("Generate a greeting", 50)
+        if declared is not None and declared.roots is not None:
+            wanted["client_roots"] = ROOTS
+        if not wanted or answered(ctx, *wanted):
+            return done("Nothing to ask that this client can answer." if not wanted else "All answered.")
+        return need(wanted)
+
+    for fn in (test_input_required_result_elicitation, test_input_required_result_sampling,
+               test_input_required_result_list_roots, test_input_required_result_request_state,
+               test_input_required_result_multiple_inputs, test_input_required_result_multi_round,
+               test_input_required_result_tampered_state, test_input_required_result_capabilities):
+        server.add_tool(fn, description=f"SEP-2322 fixture: {fn.__name__}", structured_output=False)
+
+    async def test_missing_capability(ctx: Context) -> str:
+        """SEP-2575: a tool that needs the client's sampling capability refuses a client without it."""
+        declared = ctx.client_capabilities
+        if declared is None or declared.sampling is None:
+            raise MCPError(code=MISSING_REQUIRED_CLIENT_CAPABILITY,
+                           message="this tool needs the client capability 'sampling'",
+                           data={"requiredCapabilities": {"sampling": {}}})
+        return "the client can sample"
+
+    def test_custom_header(region: Annotated[str, Field(description="Region, mirrored in the Mcp-Param-Region header",
+                                                        json_schema_extra={"x-mcp-header": "Region"})]) -> str:
+        """SEP-2243: a parameter mirrored as a custom header, which the SDK checks against the body."""
+        return f"region {region}"
+
+    async def test_trigger_prompt_change(ctx: Context) -> str:
+        """SEP-2575 hook: the prompt list changed (as after save_template), told to listen streams."""
+        await notify_prompts_changed(ctx)
+        return "prompt list change announced"
+
+    async def test_trigger_tool_change(ctx: Context) -> str:
+        """SEP-2575 hook: the tool list changed, told to listen streams."""
+        await ctx.notify_tools_changed()
+        return "tool list change announced"
+
+    server.add_tool(test_trigger_prompt_change, description="SEP-2575 hook", structured_output=False)
+    server.add_tool(test_trigger_tool_change, description="SEP-2575 hook", structured_output=False)
+    server.add_tool(test_missing_capability, description="SEP-2575 fixture: needs sampling", structured_output=False)
+    server.add_tool(test_custom_header, description="SEP-2243 fixture: x-mcp-header", structured_output=False)
+
+    @server.prompt(description="SEP-2322 fixture: a prompt that asks for context first")
+    async def test_input_required_result_prompt(ctx: Context) -> list[Message] | InputRequiredResult:
+        if not answered(ctx, "user_context"):
+            return need({"user_context": _ask("What context should the prompt use?", "context")})
+        context = json.dumps((ctx.input_responses or {})["user_context"], default=str)
+        return [UserMessage(content=TextContent(type="text", text=f"Use this context: {context}"))]
 
 
 @click.command()

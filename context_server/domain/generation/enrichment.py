@@ -76,7 +76,7 @@ class Enricher:
         result.profile = self.profiles.get(user_id)
         if inp.template:
             template = self.templates.get(user_id, inp.template)
-            result.applied.template = f"{template.name}@v{template.version}"
+            result.applied.template, result.applied.template_version = template.name, template.version
         if inp.reference and inp.input_image_url:
             raise InvalidInput("give either reference or input_image_url, not both")
         if inp.apply_memory:

@@ -72,6 +72,9 @@ class GenerationInput:
             raise InvalidInput("request_id must be 1..200 characters")
         if self.reference is not None and not 1 <= len(self.reference) <= 500:
             raise InvalidInput("reference must be 1..500 characters (an image id or words like 'the previous one')")
+        if self.template_args and not self.template:
+            raise InvalidInput("template_args needs template: name the template whose {placeholders} they fill "
+                               "(see list_templates), or leave template_args out")
         if len(self.template_args) > 50:
             raise InvalidInput("template_args has at most 50 entries")
 

@@ -146,7 +146,8 @@ class GenerationService:
             base.dry_run = True
             base.timings_ms.total = round((time.perf_counter() - started) * 1000, 2)
             return base
-        self.rate.check(user_id)
+        if model.cost_usd > 0:  # the rate limit protects paid providers; the free ones are not throttled
+            self.rate.check(user_id)
         check_budget(self.store, user_id, enrichment.profile.get("daily_budget_usd"), model.cost_usd)
         job_id = secrets.token_hex(16)
         params = {"input": inp.as_dict(), "result": base.model_dump(mode="json"),
@@ -343,7 +344,11 @@ class GenerationService:
     def result(self, user_id: str, job_id: str) -> GenerateResult:
         job = self.jobs.get(user_id, job_id)
         if job["status"] == "completed" and job["result"]:
-            return GenerateResult.model_validate_json(job["result"])
+            done = GenerateResult.model_validate_json(job["result"])
+            if done.image_id and self.store.one("select 1 as x from images where id = ? and user_id = ?",
+                                                [done.image_id, user_id]) is None:
+                done.deleted, done.uri, done.path = True, None, None  # delete_image removed it since
+            return done
         params = json.loads(job["params"] or "{}")
         result = GenerateResult.model_validate(params.get("result") or {
             "status": job["status"], "prompt": "", "final_prompt": "", "applied": Applied().model_dump()})

@@ -18,7 +18,8 @@ either was, and bumps `updated_at`. Candidates are the closest memories by vecto
 search; without an embedder only the normalised-text rule applies.
 
 `replaces` supersedes an older memory: the old row is deleted (and removed from the index) in the same
-transaction that stores the new one, whose `replaces` column keeps the old id for provenance.
+transaction that stores the new one, whose `replaces` column keeps the old id for provenance. A pinned
+memory's replacement is pinned too (the pin is kept, never silently dropped); unpin with update_memory.
 
 Session-scope memories carry the session id, are never indexed in Chroma (they die with the connection),
 are listed and searched only for that session, and are deleted by `purge_session`.
@@ -95,6 +96,8 @@ class MemoryService:
         session = session_id if scope == "session" else None
         with self._save_lock(user_id):
             old = self._row(user_id, replaces) if replaces else None
+            # A replacement keeps the pin of what it replaces: "replace my pinned style" is an edit, not an unpin.
+            pinned = pinned or bool(old is not None and old["pinned"])
             twin = self._find_duplicate(user_id, text, kind, scope, session, exclude=replaces)
             now = now_iso()
             with self.store.write() as db:

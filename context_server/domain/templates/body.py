@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from context_server.errors import InvalidInput
 
-__all__ = ["ARGUMENT_RULE", "Placeholder", "is_argument_name", "parse_body", "render_body"]
+__all__ = ["ARGUMENT_RULE", "Placeholder", "is_argument_name", "parse_body", "placeholder_names", "render_body"]
 
 ARGUMENT_RULE = "a lowercase letter, then lowercase letters, digits or '_', at most 40 characters"
 _ARGUMENT = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -67,6 +67,15 @@ def parse_body(body: str) -> list[str | Placeholder]:
     if "".join(literal):
         parts.append("".join(literal))
     return parts
+
+
+def placeholder_names(body: str) -> list[str]:
+    """The body's placeholders in order of first use, each once.
+
+    >>> placeholder_names("{subject} at {time}, {subject} again")
+    ['subject', 'time']
+    """
+    return list(dict.fromkeys(part.name for part in parse_body(body) if isinstance(part, Placeholder)))
 
 
 def _where(text: str, index: int) -> str:

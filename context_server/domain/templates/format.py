@@ -174,7 +174,10 @@ def argument_from_mapping(raw: Mapping[str, Any] | TemplateArgument) -> Template
         allowed = ", ".join(_ARGUMENT_KEYS)
         raise InvalidInput(f"unknown argument field(s) {', '.join(unknown)}; allowed: {allowed}")
     name, description = raw.get("name"), raw.get("description") or ""
-    required, default, examples = raw.get("required", False), raw.get("default"), raw.get("examples") or []
+    # An argument without a default is required unless it says otherwise: a placeholder left empty
+    # renders a broken prompt ("Retro neon poster of, glowing pink").
+    default, examples = raw.get("default"), raw.get("examples") or []
+    required = raw.get("required", default is None)
     if not isinstance(name, str):
         raise InvalidInput("every argument needs a name")
     if not isinstance(description, str):

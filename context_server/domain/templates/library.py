@@ -11,6 +11,7 @@ one that does not exist.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from context_server.adapters.store import Store, now_iso, resource_dir
-from context_server.domain.templates.body import parse_body, render_body
+from context_server.domain.templates.body import parse_body, placeholder_names, render_body
 from context_server.domain.templates.completion import suggest_argument_values
 from context_server.domain.templates.format import (
     MAX_VALUE_CHARS,
@@ -51,6 +52,8 @@ class Template:
     versions: list[int] = field(default_factory=list)
     created_at: str | None = None
     overrides_builtin: bool = False
+    #: Set by `save` when the content equalled the latest version, so no version was added.
+    unchanged: bool = False
 
     @property
     def definition(self) -> TemplateDefinition:
@@ -160,22 +163,27 @@ class TemplateLibrary:
         description: str = "",
         arguments: Sequence[TemplateArgument | Mapping[str, Any]] = (),
     ) -> Template:
-        """Create the template or add a version; saving unchanged content returns the latest as is."""
+        """Create the template or add a version; saving unchanged content returns the latest, `unchanged`.
+
+        Without `arguments`, they are inferred from the body's `{placeholders}`: each one required, except
+        that an argument the latest version (or the built-in of that name) declared keeps its
+        description, default and examples."""
         if not isinstance(body, str) or not isinstance(description, str):
             raise InvalidInput("template body and description must be text")
-        definition = validate_definition(
-            TemplateDefinition(
-                check_name(name), description, body, [argument_from_mapping(a) for a in arguments]
-            )
-        )
+        check_name(name)
+        declared = [argument_from_mapping(a) for a in arguments]
         with self.store.write() as db:
             latest = self.store.one(
                 "SELECT * FROM templates WHERE user_id = ? AND name = ? AND deleted = 0 "
                 "ORDER BY version DESC LIMIT 1",
                 [user_id, name],
             )
+            if not declared:
+                previous = _row_definition(latest) if latest is not None else self.builtins.get(name)
+                declared = _infer_arguments(body, previous.arguments if previous else [])
+            definition = validate_definition(TemplateDefinition(name, description, body, declared))
             if latest is not None and _row_definition(latest) == definition:
-                return self.get(user_id, name)
+                return dataclasses.replace(self.get(user_id, name), unchanged=True)
             if latest is None:
                 self._check_capacity(user_id)
             top = self.store.one(
@@ -287,6 +295,15 @@ class TemplateLibrary:
             created_at=row["created_at"],
             overrides_builtin=d.name in self.builtins,
         )
+
+
+def _infer_arguments(body: str, known: Sequence[TemplateArgument]) -> builtins.list[TemplateArgument]:
+    by_name = {a.name: a for a in known}
+    try:
+        names = placeholder_names(body)
+    except InvalidInput:
+        return []  # validate_definition reports the bad placeholder with its position
+    return [by_name.get(n) or TemplateArgument(n, required=True) for n in names]
 
 
 def _row_definition(row: Mapping[str, Any]) -> TemplateDefinition:

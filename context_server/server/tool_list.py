@@ -1,0 +1,109 @@
+"""A lean `tools/list`: the schemas pydantic generates, without what no model or client reads.
+
+Every tool list is sent to the model on every turn, so its size is a cost paid over and over. pydantic's
+schemas repeat a `title` for every property ("Job Id" for `job_id`), spell `X | None` as a two-member
+`anyOf` with `"default": null`, and give every output field its default. Here:
+
+- `title` keys (the schema's name for a property, not a property called "title") are dropped;
+- in input schemas, `X | None = None` becomes plain `X` with its constraints (leaving the argument out
+  is how a model says "none"; an explicit null is still accepted);
+- in output schemas, `X | None` becomes `"type": [X, "null"]`; defaults, descriptions and `required` are
+  dropped (every result carries every field, the model reads the result's text, and SPEC §3 documents
+  the fields);
+- `"additionalProperties": true` (the default) is dropped, and so is `"type": "object"` on the nested
+  parts of an output schema that list `properties`;
+- a part used more than once in a schema is written once under `$defs` and referenced; a `$defs` entry
+  used once is put in place (the reference and the name cost more than they share).
+
+Budgets (tests/test_result_texts.py fails past them): the whole list ≤ `TOOL_LIST_BUDGET` characters of
+JSON, output schemas included; the model-facing part (names, descriptions, input schemas) ≤
+`MODEL_FACING_BUDGET`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+__all__ = ["MODEL_FACING_BUDGET", "TOOL_LIST_BUDGET", "compact_schema", "compact_tool_schemas"]
+
+TOOL_LIST_BUDGET = 25_000
+MODEL_FACING_BUDGET = 12_000
+
+
+def compact_tool_schemas(server: MCPServer[Any]) -> None:
+    """Rewrite the input and output schemas of every tool registered so far (call after registering)."""
+    for tool in server._tool_manager.list_tools():  # the SDK has no public way to edit a tool
+        tool.parameters = compact_schema(tool.parameters, output=False)
+        output = tool.fn_metadata.output_schema
+        if output is not None:
+            tool.fn_metadata.output_schema = compact_schema(output, output=True)
+            tool.__dict__.pop("output_schema", None)  # a cached_property on Tool
+
+
+def compact_schema(schema: dict[str, Any], *, output: bool) -> dict[str, Any]:
+    compact: dict[str, Any] = _compact(schema, output=output, in_properties=False, root=True)
+    return _inline_single_use(compact)
+
+
+def _inline_single_use(schema: dict[str, Any]) -> dict[str, Any]:
+    """Put a `$defs` entry referenced once in place of its `$ref`; entries used more than once stay shared."""
+    defs = schema.get("$defs")
+    if not isinstance(defs, dict):
+        return schema
+    text = json.dumps(schema)
+    once = {name for name in defs if text.count(f'"#/$defs/{name}"') == 1}
+    if not once:
+        return schema
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in once and len(node) == 1:
+            return walk(defs[ref[8:]])
+        return {key: walk(value) for key, value in node.items() if key != "$defs"}
+
+    out: dict[str, Any] = walk(schema)
+    kept = {name: walk(body) for name, body in defs.items() if name not in once}
+    if kept:
+        out["$defs"] = kept
+    return out
+
+
+def _compact(node: Any, *, output: bool, in_properties: bool, root: bool = False) -> Any:
+    if isinstance(node, list):
+        return [_compact(item, output=output, in_properties=False) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if in_properties:  # keys are property names, values are schemas
+        return {name: _compact(value, output=output, in_properties=False) for name, value in node.items()}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if output and key in ("default", "description", "required"):
+            continue
+        if key == "additionalProperties" and value is True:  # the default
+            continue
+        if output and not root and key == "type" and value == "object" and "properties" in node:
+            continue  # `properties` says it; only the root must state "object" (MCP)
+        out[key] = _compact(value, output=output, in_properties=key in ("properties", "$defs"))
+    members = out.get("anyOf")
+    if isinstance(members, list) and len(members) == 2 and {"type": "null"} in members:
+        other = next(m for m in members if m != {"type": "null"})
+        del out["anyOf"]
+        if not output:
+            if "default" in out and out["default"] is None:
+                del out["default"]
+            return {**other, **out}
+        if set(other) <= {"type", "items", "minimum", "maximum", "minLength", "maxLength",
+                          "maxItems", "additionalProperties", "format"} and isinstance(other.get("type"), str):
+            return {**other, "type": [other["type"], "null"], **out}
+        out["anyOf"] = [other, {"type": "null"}]
+    return out
