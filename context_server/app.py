@@ -46,7 +46,7 @@ from context_server.errors import InvalidInput
 from context_server.settings import Settings
 from context_server.startup import after_first_answer
 
-__all__ = ["App"]
+__all__ = ["App", "build_indexer", "default_providers"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,12 @@ MAINTAIN_EVERY_SECONDS = 10.0
 #: How often the warm-up loop looks for collections a query found uncached (copying one in takes 0.1-0.3 s
 #: of a background thread; until then Chroma answers that user's queries).
 COPY_POLL_SECONDS = 1.0
+
+
+def build_indexer(settings: Settings, store: Store, embedder: Embedder) -> Indexer:
+    """The index as the server wires it from its settings (tests and benchmarks build theirs the same way)."""
+    return Indexer.for_directory(store, embedder, settings.chroma_path, chroma_url=settings.chroma_url,
+                                 cache_mb=settings.vector_cache_mb)
 
 
 def default_providers(settings: Settings, client: httpx.AsyncClient) -> list[Provider]:
@@ -97,12 +103,12 @@ class App:
         fetch_clients: list[httpx.AsyncClient] = []
         registry = ProviderRegistry(providers if providers is not None else default_providers(settings, http))
         embedder = embedder or Embedder(settings.embed_threads, cache_dir=settings.models_path)
-        indexer = Indexer.for_settings(settings, store, embedder)
+        indexer = build_indexer(settings, store, embedder)
         memory = MemoryService(store, indexer)
         jobs = Jobs(store)
         sessions = Sessions(store, settings.session_idle_seconds, on_expire=memory.purge_session)
         profiles = Profiles(store, registry.names)
-        images = Images(store, files)
+        images = Images(store, files, indexer)
         templates = TemplateLibrary(store)
         references = References(store, lambda user, query, limit: indexer.search(user, "images", query, limit))
 
@@ -114,12 +120,8 @@ class App:
         enricher = Enricher(profiles, templates, references, images, registry, fetch, StyleSelector(memory))
         generation = GenerationService(
             store, files, registry, enricher, jobs, JobRunner(), sessions,
-            RateLimiter(settings.rate_limit_per_minute), settings.wait_seconds,
+            RateLimiter(settings.rate_limit_per_minute), settings.wait_seconds, indexer=indexer, memories=memory,
         )
-        generation.on_image_recorded.append(
-            lambda db, user, image_id, row: indexer.enqueue(db, user, "images", image_id, "upsert", row["prompt"]))
-        generation.on_memories_used.append(memory.mark_used)
-        images.on_delete.append(lambda db, user, image_id: indexer.enqueue(db, user, "images", image_id, "delete"))
         return cls(settings=settings, store=store, files=files, http=http, fetch_clients=fetch_clients,
                    providers=registry, embedder=embedder, indexer=indexer, memory=memory, jobs=jobs,
                    runner=generation.runner, sessions=sessions, profiles=profiles, images=images,

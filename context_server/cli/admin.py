@@ -69,7 +69,7 @@ def doctor(offline: bool) -> None:
         checks.append(health.check_index(app.indexer))
         app.embedder.start()
         checks.append(health.check_embedder(app.embedder))
-        checks.extend(health.check_providers(settings, app.providers, offline=offline))
+        checks.extend(health.check_providers(app.providers, offline=offline))
     _report(checks)
 
 

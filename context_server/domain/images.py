@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from context_server.adapters.files import ImageFiles
 from context_server.adapters.store import Store
 from context_server.domain.paging import decode_cursor, page
+from context_server.domain.search.indexing import Indexer
 from context_server.errors import InvalidInput, NotFound
 
 __all__ = ["Images"]
 
 
 class Images:
-    def __init__(self, store: Store, files: ImageFiles) -> None:
+    def __init__(self, store: Store, files: ImageFiles, indexer: Indexer) -> None:
         self.store = store
         self.files = files
-        #: Called inside the deleting transaction: (db, user_id, image_id) → enqueue index deletion.
-        self.on_delete: list[Callable[[Any, str, str], None]] = []
+        self.indexer = indexer
 
     def get(self, user_id: str, image_id: str) -> dict[str, Any]:
         if not isinstance(image_id, str) or not image_id or len(image_id) > 64:
@@ -38,6 +37,16 @@ class Images:
             return self.path(user_id, image_id).read_bytes()
         except FileNotFoundError:
             raise NotFound(f"the file of image {image_id!r} is missing from the data directory") from None
+
+    def view(self, user_id: str, image_id: str, *, format: str | None = None, width: int | None = None,
+             height: int | None = None, quality: int | None = None) -> tuple[bytes, str]:
+        """The bytes and MIME type behind `image://{id}/view` (see `ImageFiles.view`)."""
+        return self.files.view(self.path(user_id, image_id), format=format, width=width, height=height,
+                               quality=quality)
+
+    def preview(self, user_id: str, image_id: str) -> bytes:
+        """The small JPEG a tool result shows inline (see `ImageFiles.preview`)."""
+        return self.files.preview(self.path(user_id, image_id))
 
     def metadata(self, user_id: str, image_id: str) -> dict[str, Any]:
         row = self.get(user_id, image_id)
@@ -74,6 +83,5 @@ class Images:
         row = self.get(user_id, image_id)
         with self.store.write() as db:
             db.execute("delete from images where id = ? and user_id = ?", [image_id, user_id])
-            for hook in self.on_delete:
-                hook(db, user_id, image_id)
+            self.indexer.enqueue(db, user_id, "images", image_id, "delete")
         self.files.delete(Path(row["path"]))

@@ -83,7 +83,7 @@ def register_tools(server: MCPServer, app: App) -> None:
         user = current_user(app)
         session = app.sessions.touch(user, session_key(ctx))
         result = await app.generation.generate(user, session, inp, _progress_sink(ctx))
-        return generation_result(result, app.files)
+        return generation_result(result, user, app.images)
 
     @domain_errors
     async def generate_image(
@@ -149,7 +149,8 @@ def register_tools(server: MCPServer, app: App) -> None:
         job_id: Annotated[str, Field(min_length=1, max_length=64, description="The job_id returned by generate_image or edit_image.")],
     ) -> Annotated[CallToolResult, GenerateResult]:
         """The status (running, completed, failed), progress 0..1, and the result of a generation job."""
-        return generation_result(app.generation.result(current_user(app), job_id), app.files)
+        user = current_user(app)
+        return generation_result(app.generation.result(user, job_id), user, app.images)
 
     @domain_errors
     async def list_recent_generations(

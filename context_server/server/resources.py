@@ -43,9 +43,9 @@ def read_image_view(app: App, uri: str) -> Iterable[ReadResourceContents] | None
     image_id = str(params.get("image_id", ""))
     user = current_user(app)
     try:
-        path = app.images.path(user, image_id)
-        data, mime = app.files.view(
-            path,
+        data, mime = app.images.view(
+            user,
+            image_id,
             format=str(params["format"]) if params.get("format") else None,
             width=_int_param("width", params.get("width")),
             height=_int_param("height", params.get("height")),

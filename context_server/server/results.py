@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
@@ -12,7 +11,7 @@ from pydantic import BaseModel
 from context_server.models import GenerateResult
 
 if TYPE_CHECKING:
-    from context_server.adapters.files import ImageFiles
+    from context_server.domain.images import Images
 
 __all__ = ["generation_result", "structured"]
 
@@ -47,11 +46,11 @@ def _summary(result: GenerateResult) -> str:
     return "\n".join(lines)
 
 
-def generation_result(result: GenerateResult, files: ImageFiles) -> CallToolResult:
+def generation_result(result: GenerateResult, user_id: str, images: Images) -> CallToolResult:
     content: list[ContentBlock] = [TextContent(text=_summary(result))]
     if result.status == "completed" and result.path and result.image_id:
         try:
-            preview = files.preview(Path(result.path))
+            preview = images.preview(user_id, result.image_id)
             content.append(ImageContent(data=base64.b64encode(preview).decode(), mime_type="image/jpeg"))
         except Exception:  # the file was deleted since; the text and link still describe it
             pass

@@ -11,6 +11,7 @@ import hashlib
 import io
 import random
 import re
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
@@ -18,11 +19,15 @@ from context_server.adapters.files import decode_image
 from context_server.adapters.providers.base import (
     ModelInfo,
     ProgressFn,
+    ProviderHealth,
     ProviderImage,
     ProviderInfo,
     ProviderRequest,
     SubmittedFn,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["PALETTE_WORDS", "PlaceholderProvider"]
 
@@ -159,6 +164,10 @@ class PlaceholderProvider:
     """Needs no key and no network; always configured."""
 
     name = "placeholder"
+
+    def health_check(self, *, transport: httpx.BaseTransport | None = None,
+                     timeout: float = 3.0) -> ProviderHealth | None:
+        return None  # nothing to reach
 
     def info(self) -> ProviderInfo:
         return ProviderInfo(

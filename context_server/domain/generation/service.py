@@ -27,6 +27,8 @@ from context_server.domain.generation.input import GenerationInput
 from context_server.domain.generation.jobs import JobRunner, Jobs
 from context_server.domain.generation.limits import RateLimiter, check_budget
 from context_server.domain.generation.sizing import resolve_size
+from context_server.domain.memory.service import MemoryService
+from context_server.domain.search.indexing import Indexer
 from context_server.domain.sessions import Session, Sessions
 from context_server.errors import ContextServerError, InvalidInput
 from context_server.models import Applied, GenerateResult, Timings
@@ -36,7 +38,6 @@ __all__ = ["GenerationService", "ProgressSink", "image_uri"]
 log = logging.getLogger(__name__)
 
 ProgressSink = Callable[[float, str | None], Awaitable[None]]
-Hook = Callable[[Any, str, str, dict[str, Any]], None]
 
 
 def image_uri(image_id: str) -> str:
@@ -56,7 +57,7 @@ class _Live:
 class GenerationService:
     def __init__(self, store: Store, files: ImageFiles, providers: ProviderRegistry, enricher: Enricher,
                  jobs: Jobs, runner: JobRunner, sessions: Sessions, rate: RateLimiter,
-                 wait_seconds: float) -> None:
+                 wait_seconds: float, *, indexer: Indexer, memories: MemoryService) -> None:
         self.store = store
         self.files = files
         self.providers = providers
@@ -68,10 +69,10 @@ class GenerationService:
         self.wait_seconds = wait_seconds
         self._live: dict[str, _Live] = {}
         self._claims: dict[tuple[str, str], asyncio.Lock] = {}
-        #: Called inside the transaction that records an image: (db, user_id, image_id, row) → enqueue indexing.
-        self.on_image_recorded: list[Hook] = []
-        #: Called after a completed, non-incognito generation with the memory ids it used.
-        self.on_memories_used: list[Callable[[str, list[str]], object]] = []
+        #: Recorded images go to the index's outbox in the transaction that records them.
+        self.indexer = indexer
+        #: A completed, non-incognito generation counts a use of the memories it applied.
+        self.memories = memories
 
     async def generate(self, user_id: str, session: Session, inp: GenerationInput,
                        progress: ProgressSink | None = None) -> GenerateResult:
@@ -212,8 +213,7 @@ class GenerationService:
             self._save_result(user_id, job_id, result)
             if not base.incognito:
                 self.sessions.set_last_image(session, result.image_id or "")
-                for hook in self.on_memories_used:
-                    hook(user_id, used_memory_ids)
+                self.memories.mark_used(user_id, used_memory_ids)
         except ContextServerError as exc:
             self.jobs.fail(user_id, job_id, str(exc))
         except Exception as exc:
@@ -249,8 +249,7 @@ class GenerationService:
                     [image_id, result.model_dump_json(), now, job_id, user_id],
                 )
                 if not result.incognito:
-                    for hook in self.on_image_recorded:
-                        hook(db, user_id, image_id, row)
+                    self.indexer.enqueue(db, user_id, "images", image_id, "upsert", result.prompt)
         except BaseException:
             self.files.delete(stored.path)
             raise
