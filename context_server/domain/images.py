@@ -38,6 +38,23 @@ class Images:
         except FileNotFoundError:
             raise NotFound(f"the file of image {image_id!r} is missing from the data directory") from None
 
+    def search(self, user_id: str, query: str, limit: int) -> list[dict[str, Any]]:
+        """The user's images ranked by the meaning of their prompts; near-equal scores go to the newer one."""
+        if not query.strip():
+            raise InvalidInput("query must contain some text")
+        if not 1 <= limit <= 50:
+            raise InvalidInput(f"limit must be between 1 and 50, got {limit}")
+        hits = dict(self.indexer.search(user_id, "images", query, max(limit * 3, 20)))
+        if not hits:
+            return []
+        marks = ",".join("?" * len(hits))
+        rows = self.store.query(f"select * from images where +user_id = ? and incognito = 0 and id in ({marks})",
+                                [user_id, *hits])
+        for row in rows:
+            row["score"] = round(hits[row["id"]], 4)
+        rows.sort(key=lambda r: (round(r["score"], 2), r["created_at"]), reverse=True)
+        return rows[:limit]
+
     def view(self, user_id: str, image_id: str, *, format: str | None = None, width: int | None = None,
              height: int | None = None, quality: int | None = None) -> tuple[bytes, str]:
         """The bytes and MIME type behind `image://{id}/view` (see `ImageFiles.view`)."""
@@ -78,6 +95,13 @@ class Images:
             params += [before[0], before[0], before[1]]
         rows = self.store.query(sql + " order by created_at desc, id desc limit ?", [*params, limit + 1])
         return page(rows, limit)
+
+    def record(self, db: Any, row: dict[str, Any]) -> None:
+        """Insert an image row inside the caller's transaction (`db`), and queue it for the index unless it
+        is incognito."""
+        db.table("images").insert(row)
+        if not row["incognito"]:
+            self.indexer.enqueue(db, row["user_id"], "images", row["id"], "upsert", row["prompt"])
 
     def delete(self, user_id: str, image_id: str) -> None:
         row = self.get(user_id, image_id)

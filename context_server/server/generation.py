@@ -137,7 +137,7 @@ def register_tools(server: MCPServer, app: App) -> None:
         period: Annotated[Literal["day", "month"], Field(description="'day' (since 00:00 UTC) or 'month' (since the 1st).")] = "day",
     ) -> Annotated[CallToolResult, Usage]:
         """Generations and estimated cost per provider in this period, and what is left of the daily budget."""
-        out = Usage.model_validate(app.usage(current_user(app), period))
+        out = Usage.model_validate(app.usage.summary(current_user(app), period))
         lines = [f"{p.provider}: {p.generations} generations, ${p.cost_usd:.3f}" for p in out.providers]
         lines.append(f"Total ${out.total_cost_usd:.3f}" + (
             f"; ${out.budget_left_usd:.2f} left of today's ${out.daily_budget_usd:.2f} budget"

@@ -190,7 +190,7 @@ def register_memory(server: MCPServer, app: App) -> None:
     ) -> Annotated[CallToolResult, ImageHits]:
         """The user's images ranked by the meaning of their prompts (newer first among equals)."""
         user = current_user(app)
-        rows = await anyio.to_thread.run_sync(app.search_images, user, query, limit)
+        rows = await anyio.to_thread.run_sync(app.images.search, user, query, limit)
         out = ImageHits(images=[ImageHit(image_id=r["id"], prompt=r["prompt"], score=r["score"],
                                          created_at=r["created_at"], uri=f"image://{r['id']}/view") for r in rows])
         return structured(out, "\n".join(f"{h.image_id} ({h.score:.2f}) {h.prompt}" for h in out.images)

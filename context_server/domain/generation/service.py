@@ -1,7 +1,8 @@
 """generate_image and edit_image, read top to bottom once:
 
 validate → idempotency check → enrich → resolve provider/model/size → dry run? → budget → job row →
-provider (in a background task) → save file → record image + usage + outbox in one transaction →
+provider (in a background task) → save file → record image (`Images.record`, which queues it for the index),
+usage (`UsageLedger.record`) and the completed job (`Jobs.complete`) in one transaction →
 index → result with receipt.
 """
 
@@ -27,8 +28,9 @@ from context_server.domain.generation.input import GenerationInput
 from context_server.domain.generation.jobs import JobRunner, Jobs
 from context_server.domain.generation.limits import RateLimiter, check_budget
 from context_server.domain.generation.sizing import resolve_size
+from context_server.domain.generation.usage import UsageLedger
+from context_server.domain.images import Images
 from context_server.domain.memory.service import MemoryService
-from context_server.domain.search.indexing import Indexer
 from context_server.domain.sessions import Session, Sessions
 from context_server.errors import ContextServerError, InvalidInput
 from context_server.models import Applied, GenerateResult, Timings
@@ -57,7 +59,7 @@ class _Live:
 class GenerationService:
     def __init__(self, store: Store, files: ImageFiles, providers: ProviderRegistry, enricher: Enricher,
                  jobs: Jobs, runner: JobRunner, sessions: Sessions, rate: RateLimiter,
-                 wait_seconds: float, *, indexer: Indexer, memories: MemoryService) -> None:
+                 wait_seconds: float, *, images: Images, memories: MemoryService) -> None:
         self.store = store
         self.files = files
         self.providers = providers
@@ -69,8 +71,7 @@ class GenerationService:
         self.wait_seconds = wait_seconds
         self._live: dict[str, _Live] = {}
         self._claims: dict[tuple[str, str], asyncio.Lock] = {}
-        #: Recorded images go to the index's outbox in the transaction that records them.
-        self.indexer = indexer
+        self.images = images
         #: A completed, non-incognito generation counts a use of the memories it applied.
         self.memories = memories
 
@@ -210,7 +211,7 @@ class GenerationService:
             await anyio.to_thread.run_sync(lambda: self._record(user_id, job_id, img, image.seed, result))
             result.timings_ms.provider = round(provider_ms, 2)
             result.timings_ms.total = round((time.perf_counter() - started) * 1000, 2)
-            self._save_result(user_id, job_id, result)
+            self.jobs.save_result(user_id, job_id, result.model_dump_json())
             if not base.incognito:
                 self.sessions.set_last_image(session, result.image_id or "")
                 self.memories.mark_used(user_id, used_memory_ids)
@@ -240,24 +241,14 @@ class GenerationService:
         }
         try:
             with self.store.write() as db:
-                db.table("images").insert(row)
-                db.table("usage").insert({"user_id": user_id, "job_id": job_id, "provider": result.provider,
-                                    "model": result.model, "cost_usd": result.cost_usd, "created_at": now})
-                db.execute(
-                    "update jobs set status = 'completed', progress = 1.0, image_id = ?, result = ?, "
-                    "updated_at = ? where id = ? and user_id = ?",
-                    [image_id, result.model_dump_json(), now, job_id, user_id],
-                )
-                if not result.incognito:
-                    self.indexer.enqueue(db, user_id, "images", image_id, "upsert", result.prompt)
+                self.images.record(db, row)
+                UsageLedger.record(db, user_id, job_id, provider=result.provider, model=result.model,
+                                   cost_usd=result.cost_usd, created_at=now)
+                Jobs.complete(db, user_id, job_id, image_id, result.model_dump_json(), now)
         except BaseException:
             self.files.delete(stored.path)
             raise
 
-    def _save_result(self, user_id: str, job_id: str, result: GenerateResult) -> None:
-        with self.store.write() as db:
-            db.execute("update jobs set result = ? where id = ? and user_id = ?",
-                       [result.model_dump_json(), job_id, user_id])
 
     async def _progress(self, user_id: str, job_id: str, fraction: float, message: str | None) -> None:
         live = self._live.get(job_id)
