@@ -11,6 +11,7 @@ from context_server.adapters.store import Store
 from context_server.domain.paging import decode_cursor, page
 from context_server.domain.search.indexing import Indexer
 from context_server.errors import InvalidInput, NotFound
+from context_server.models import image_uri
 
 __all__ = ["Images"]
 
@@ -81,7 +82,7 @@ class Images:
             "parent_id": row["parent_id"],
             "job_id": row["job_id"],
             "created_at": row["created_at"],
-            "uri": f"image://{row['id']}/view",
+            "uri": image_uri(row["id"]),
         }
 
     def recent(self, user_id: str, limit: int = 20, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:

@@ -13,7 +13,16 @@ from pydantic import BaseModel, Field
 
 from context_server.domain.generation.input import GenerationInput
 from context_server.errors import ContextServerError
-from context_server.models import DeleteResult, GenerateResult, GenerationSummary, ProviderDescription
+from context_server.models import (
+    ASPECT_RATIOS,
+    MAX_PROMPT,
+    AspectRatio,
+    DeleteResult,
+    GenerateResult,
+    GenerationSummary,
+    ProviderDescription,
+    image_uri,
+)
 from context_server.server.auth import current_user, session_key
 from context_server.server.results import generation_result, structured
 
@@ -25,8 +34,7 @@ __all__ = ["register_tools"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-AspectRatio = Literal["1:1", "16:9", "9:16", "3:2", "2:3", "4:3", "3:4"]
-Prompt = Annotated[str, Field(min_length=1, max_length=4000, description="What to draw, in plain words (1..4000 characters).")]
+Prompt = Annotated[str, Field(min_length=1, max_length=MAX_PROMPT, description=f"What to draw, in plain words (1..{MAX_PROMPT} characters).")]
 Side = Annotated[int | None, Field(ge=64, le=4096, description="Pixels, 64..4096. Snapped to a size the model accepts (reported in notes).")]
 RequestId = Annotated[str | None, Field(max_length=200, description="Idempotency key: the same request_id again returns the first call's result without a second provider call.")]
 
@@ -97,8 +105,8 @@ def register_tools(server: MCPServer, app: App) -> None:
         model: Annotated[str | None, Field(description="Model name of the provider (see list_providers).")] = None,
         width: Side = None,
         height: Side = None,
-        aspect_ratio: Annotated[AspectRatio | None, Field(description="One of 1:1, 16:9, 9:16, 3:2, 2:3, 4:3, 3:4; used when width/height are not both given.")] = None,
-        negative_prompt: Annotated[str | None, Field(max_length=4000, description="What to keep out of the image.")] = None,
+        aspect_ratio: Annotated[AspectRatio | None, Field(description=f"One of {', '.join(ASPECT_RATIOS)}; used when width/height are not both given.")] = None,
+        negative_prompt: Annotated[str | None, Field(max_length=MAX_PROMPT, description="What to keep out of the image.")] = None,
         seed: Annotated[int | None, Field(ge=0, le=4294967295, description="Seed for reproducible results, where the model supports seeds.")] = None,
         apply_memory: Annotated[bool, Field(description="Apply profile defaults, remembered styles and reference memory (default true).")] = True,
         dry_run: Annotated[bool, Field(description="Only enrich and report the final prompt and receipt: no provider call, nothing stored.")] = False,
@@ -119,7 +127,7 @@ def register_tools(server: MCPServer, app: App) -> None:
     async def edit_image(
         ctx: Context,
         image: Annotated[str, Field(min_length=1, max_length=500, description="The image to edit: its image_id, or words such as 'the previous one' or 'my last logo image'.")],
-        instruction: Annotated[str, Field(min_length=1, max_length=4000, description="What to change, in plain words.")],
+        instruction: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT, description="What to change, in plain words.")],
         mask_image: Annotated[str | None, Field(max_length=500, description="image_id of a mask: white (or transparent) areas are repainted, black areas kept. Needs a model with mask support.")] = None,
         strength: Annotated[float | None, Field(ge=0, le=1, description="0..1: how far the result may move from the source (providers that take it).")] = None,
         provider: Annotated[str | None, Field(description="Provider name (see list_providers); default from the profile, else 'placeholder'.")] = None,
@@ -162,7 +170,7 @@ def register_tools(server: MCPServer, app: App) -> None:
         items = [
             GenerationSummary(job_id=r["id"], image_id=r["image_id"], status=r["status"], created_at=r["created_at"],
                               provider=r["provider"], prompt=_job_prompt(r),
-                              uri=f"image://{r['image_id']}/view" if r["image_id"] else None)
+                              uri=image_uri(r["image_id"]) if r["image_id"] else None)
             for r in rows
         ]
         out = RecentGenerations(generations=items, next_cursor=nxt)

@@ -10,7 +10,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from context_server.models import ImageHit
+from context_server.models import AspectRatio, ImageHit, image_uri
 from context_server.server.auth import current_user, session_key
 from context_server.server.generation import READ, domain_errors
 from context_server.server.results import structured
@@ -170,7 +170,7 @@ def register_memory(server: MCPServer, app: App) -> None:
     async def update_profile(
         default_provider: Annotated[str | None, Field(description="Provider to use when a call names none ('' clears).")] = None,
         default_model: Annotated[str | None, Field(max_length=200, description="Model to use with the default provider ('' clears).")] = None,
-        default_aspect_ratio: Annotated[Literal["1:1", "16:9", "9:16", "3:2", "2:3", "4:3", "3:4", ""] | None, Field(description="Aspect ratio when a call gives no size ('' clears).")] = None,
+        default_aspect_ratio: Annotated[Literal[AspectRatio, ""] | None, Field(description="Aspect ratio when a call gives no size ('' clears).")] = None,
         default_negative_prompt: Annotated[str | None, Field(max_length=1000, description="Negative prompt added when a call gives none ('' clears).")] = None,
         style_strength: Annotated[Literal["off", "light", "strong"] | None, Field(description="How much remembered style is added: off, light (≤2 relevant styles) or strong (≤5).")] = None,
         daily_budget_usd: Annotated[float | None, Field(ge=0, description="Refuse paid generations past this many dollars a day (UTC); -1 is not allowed, use a large number for no limit.")] = None,
@@ -192,7 +192,7 @@ def register_memory(server: MCPServer, app: App) -> None:
         user = current_user(app)
         rows = await anyio.to_thread.run_sync(app.images.search, user, query, limit)
         out = ImageHits(images=[ImageHit(image_id=r["id"], prompt=r["prompt"], score=r["score"],
-                                         created_at=r["created_at"], uri=f"image://{r['id']}/view") for r in rows])
+                                         created_at=r["created_at"], uri=image_uri(r["id"])) for r in rows])
         return structured(out, "\n".join(f"{h.image_id} ({h.score:.2f}) {h.prompt}" for h in out.images)
                           or "No matching images.")
 

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from context_server.models import ASPECT_RATIOS
+
 if TYPE_CHECKING:
     import httpx
 
@@ -27,8 +29,6 @@ __all__ = [
     "SubmittedFn",
 ]
 
-#: Aspect ratios the public API accepts (SPEC §3).
-ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "9:16", "3:2", "2:3", "4:3", "3:4")
 
 ProgressFn = Callable[[float, str | None], Awaitable[None]]
 """Reports progress (0..1) with an optional message."""

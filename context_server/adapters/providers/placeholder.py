@@ -17,6 +17,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from context_server.adapters.files import decode_image
 from context_server.adapters.providers.base import (
+    ASPECT_RATIOS,
     ModelInfo,
     ProgressFn,
     ProviderHealth,
@@ -101,7 +102,7 @@ MODELS = (
         mask=True,
         negative_prompt=True,
         seed=True,
-        aspect_ratios=("1:1", "16:9", "9:16", "3:2", "2:3", "4:3", "3:4"),
+        aspect_ratios=ASPECT_RATIOS,
         min_side=64,
         max_side=4096,
         multiple_of=1,

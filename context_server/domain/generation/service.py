@@ -33,17 +33,13 @@ from context_server.domain.images import Images
 from context_server.domain.memory.service import MemoryService
 from context_server.domain.sessions import Session, Sessions
 from context_server.errors import ContextServerError, InvalidInput
-from context_server.models import Applied, GenerateResult, Timings
+from context_server.models import MAX_PROMPT, Applied, GenerateResult, Timings, image_uri
 
-__all__ = ["GenerationService", "ProgressSink", "image_uri"]
+__all__ = ["GenerationService", "ProgressSink"]
 
 log = logging.getLogger(__name__)
 
 ProgressSink = Callable[[float, str | None], Awaitable[None]]
-
-
-def image_uri(image_id: str) -> str:
-    return f"image://{image_id}/view"
 
 
 @dataclass
@@ -180,9 +176,9 @@ class GenerationService:
         if enr.init_image is not None and not model.image_to_image and inp.kind == "generate":
             raise InvalidInput(f"{model.name} cannot start from an image; choose a provider whose models list "
                                "image_to_image in list_providers")
-        if len(prompt) > 4000:
-            prompt = prompt[:4000]
-            notes.append("the enriched prompt was cut to 4000 characters")
+        if len(prompt) > MAX_PROMPT:
+            prompt = prompt[:MAX_PROMPT]
+            notes.append(f"the enriched prompt was cut to {MAX_PROMPT} characters")
         if enr.mask is not None and not model.mask:
             raise InvalidInput(f"{model.name} cannot edit inside a mask; choose a model whose capabilities "
                                "include mask in list_providers")
