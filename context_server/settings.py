@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = _setting("CONTEXT_SERVER_RATE_LIMIT_PER_MINUTE", "Generations per user per "
                                           "minute (default 30; 0 disables).", 30)
     log_level: str = _setting("CONTEXT_SERVER_LOG_LEVEL", "Log level for stderr logs (default INFO).", "INFO")
+    #: Largest stdio line accepted (see server/frames.py).
+    max_frame_bytes: int = _setting("CONTEXT_SERVER_MAX_FRAME_BYTES", "Largest stdio line (one JSON-RPC frame) "
+                                    "accepted, in bytes (default 4194304, 4 MiB); a longer line is refused with a "
+                                    "JSON-RPC error and never held whole.", 4 * 1024 * 1024)
     embed_threads: int = Field(default_factory=_default_threads, validation_alias="CONTEXT_SERVER_EMBED_THREADS",
                                description="Threads for torch/BLAS in the embedder (default: cores, at most 2).")
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
@@ -123,6 +127,13 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("max_frame_bytes")
+    @classmethod
+    def _frame_floor(cls, value: int) -> int:
+        if value < 1024:
+            raise ValueError("must be at least 1024 (bytes)")
         return value
 
     @field_validator("wait_seconds", "vector_cache_mb")
