@@ -46,9 +46,8 @@ sys.path.insert(0, str(ROOT))
 
 from context_server.adapters.embedder import Embedder  # noqa: E402
 from context_server.adapters.store import Store  # noqa: E402
-from context_server.app import App  # noqa: E402
+from context_server.app import App, build_indexer  # noqa: E402
 from context_server.domain.generation.input import GenerationInput  # noqa: E402
-from context_server.domain.search.indexing import Indexer  # noqa: E402
 from context_server.settings import Settings  # noqa: E402
 
 USERS = [f"user{i:02d}" for i in range(20)]
@@ -123,7 +122,7 @@ def build(home: Path, n: int, embedder: Embedder) -> dict[str, list[str]]:
     settings = Settings(home=home)
     store = Store(settings.db_path)
     store.migrate()
-    indexer = Indexer.for_settings(settings, store, embedder)
+    indexer = build_indexer(settings, store, embedder)
     assert indexer.take_index(), "the cache directory's index is locked by another process"
     picture = home / "shared-512.png"
     Image.new("RGB", (512, 512), (90, 140, 200)).save(picture)
@@ -186,7 +185,7 @@ async def time_calls(calls: int, one: Callable[[random.Random], Awaitable[Any]])
 
 async def measure(home: Path, subjects: dict[str, list[str]], calls: int,
                   embedder: Embedder) -> dict[str, list[float]]:
-    settings = Settings(home=home, rate_limit_per_minute=0, provider_env={"OPENAI_API_KEY": "sk-bench-unused"})
+    settings = Settings(home=home, rate_limit_per_minute=0, openai_api_key="sk-bench-unused")
     app = App.create(settings, embedder=embedder)
     try:
         assert app.indexer.take_index(), "index not available"

@@ -14,7 +14,6 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -31,8 +30,9 @@ from context_server.adapters.store import Store
 from context_server.domain.audit import Audit
 from context_server.domain.generation.enrichment import Enricher
 from context_server.domain.generation.jobs import JobRunner, Jobs
-from context_server.domain.generation.limits import RateLimiter, spent_since, start_of_day
+from context_server.domain.generation.limits import RateLimiter
 from context_server.domain.generation.service import GenerationService
+from context_server.domain.generation.usage import UsageLedger
 from context_server.domain.images import Images
 from context_server.domain.memory.references import References
 from context_server.domain.memory.service import MemoryService
@@ -42,11 +42,10 @@ from context_server.domain.search.indexing import Indexer
 from context_server.domain.sessions import Sessions
 from context_server.domain.templates.library import TemplateLibrary
 from context_server.domain.users import Users
-from context_server.errors import InvalidInput
 from context_server.settings import Settings
 from context_server.startup import after_first_answer
 
-__all__ = ["App"]
+__all__ = ["App", "build_indexer", "default_providers"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +53,12 @@ MAINTAIN_EVERY_SECONDS = 10.0
 #: How often the warm-up loop looks for collections a query found uncached (copying one in takes 0.1-0.3 s
 #: of a background thread; until then Chroma answers that user's queries).
 COPY_POLL_SECONDS = 1.0
+
+
+def build_indexer(settings: Settings, store: Store, embedder: Embedder) -> Indexer:
+    """The index as the server wires it from its settings (tests and benchmarks build theirs the same way)."""
+    return Indexer.for_directory(store, embedder, settings.chroma_path, chroma_url=settings.chroma_url,
+                                 cache_mb=settings.vector_cache_mb)
 
 
 def default_providers(settings: Settings, client: httpx.AsyncClient) -> list[Provider]:
@@ -78,6 +83,7 @@ class App:
     images: Images
     templates: TemplateLibrary
     generation: GenerationService
+    usage: UsageLedger
     users: Users
     audit: Audit
     _started: bool = field(default=False, repr=False)
@@ -98,12 +104,12 @@ class App:
         registry = ProviderRegistry(providers if providers is not None else default_providers(settings, http),
                                     default=settings.default_provider)
         embedder = embedder or Embedder(settings.embed_threads, cache_dir=settings.models_path)
-        indexer = Indexer.for_settings(settings, store, embedder)
+        indexer = build_indexer(settings, store, embedder)
         memory = MemoryService(store, indexer)
         jobs = Jobs(store)
         sessions = Sessions(store, settings.session_idle_seconds, on_expire=memory.purge_session)
         profiles = Profiles(store, registry.names)
-        images = Images(store, files)
+        images = Images(store, files, indexer)
         templates = TemplateLibrary(store)
         references = References(store, lambda user, query, limit: indexer.search(user, "images", query, limit))
 
@@ -115,16 +121,12 @@ class App:
         enricher = Enricher(profiles, templates, references, images, registry, fetch, StyleSelector(memory))
         generation = GenerationService(
             store, files, registry, enricher, jobs, JobRunner(), sessions,
-            RateLimiter(settings.rate_limit_per_minute), settings.wait_seconds,
+            RateLimiter(settings.rate_limit_per_minute), settings.wait_seconds, images=images, memories=memory,
         )
-        generation.on_image_recorded.append(
-            lambda db, user, image_id, row: indexer.enqueue(db, user, "images", image_id, "upsert", row["prompt"]))
-        generation.on_memories_used.append(memory.mark_used)
-        images.on_delete.append(lambda db, user, image_id: indexer.enqueue(db, user, "images", image_id, "delete"))
         return cls(settings=settings, store=store, files=files, http=http, fetch_clients=fetch_clients,
                    providers=registry, embedder=embedder, indexer=indexer, memory=memory, jobs=jobs,
                    runner=generation.runner, sessions=sessions, profiles=profiles, images=images,
-                   templates=templates, generation=generation, users=Users(store),
+                   templates=templates, generation=generation, usage=UsageLedger(store, profiles), users=Users(store),
                    audit=Audit(store))
 
     @property
@@ -198,51 +200,3 @@ class App:
         with anyio.move_on_after(0.5):
             await anyio.to_thread.run_sync(self.indexer.close, abandon_on_cancel=True)
         self.store.close()
-
-    def style_words(self, user_id: str, limit: int = 50) -> list[str]:
-        """Short remembered styles ("muted watercolour"), offered as completions for style-like arguments."""
-        rows = self.store.query(
-            "select content from memories where user_id = ? and kind = 'style' and scope = 'long_term' "
-            "and length(content) <= 60 order by use_count desc, updated_at desc limit ?",
-            [user_id, limit],
-        )
-        return [r["content"] for r in rows]
-
-    def search_images(self, user_id: str, query: str, limit: int) -> list[dict[str, Any]]:
-        """The user's images ranked by the meaning of their prompts; near-equal scores go to the newer one."""
-        if not query.strip():
-            raise InvalidInput("query must contain some text")
-        if not 1 <= limit <= 50:
-            raise InvalidInput(f"limit must be between 1 and 50, got {limit}")
-        hits = dict(self.indexer.search(user_id, "images", query, max(limit * 3, 20)))
-        if not hits:
-            return []
-        marks = ",".join("?" * len(hits))
-        rows = self.store.query(f"select * from images where +user_id = ? and incognito = 0 and id in ({marks})",
-                                [user_id, *hits])
-        for row in rows:
-            row["score"] = round(hits[row["id"]], 4)
-        rows.sort(key=lambda r: (round(r["score"], 2), r["created_at"]), reverse=True)
-        return rows[:limit]
-
-    def usage(self, user_id: str, period: str) -> dict[str, Any]:
-        if period not in ("day", "month"):
-            raise InvalidInput("period must be 'day' or 'month'")
-        since = start_of_day() if period == "day" else datetime.now(UTC).strftime("%Y-%m-01T00:00:00.000000Z")
-        rows = self.store.query(
-            "select provider, count(*) as generations, coalesce(sum(cost_usd), 0) as cost_usd from usage "
-            "where user_id = ? and created_at >= ? group by provider order by provider",
-            [user_id, since],
-        )
-        budget = self.profiles.get(user_id)["daily_budget_usd"]
-        spent_today = spent_since(self.store, user_id, start_of_day())
-        return {
-            "period": period,
-            "since": since,
-            "providers": [{"provider": r["provider"], "generations": r["generations"],
-                           "cost_usd": round(r["cost_usd"], 4)} for r in rows],
-            "total_cost_usd": round(sum(r["cost_usd"] for r in rows), 4),
-            "daily_budget_usd": budget,
-            "budget_left_usd": None if budget is None else round(max(0.0, budget - spent_today), 4),
-        }
-

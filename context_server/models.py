@@ -6,14 +6,17 @@ directly; nothing here knows about MCP or storage.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "ASPECT_RATIOS",
+    "MAX_PROMPT",
     "Applied",
     "AppliedReference",
     "AppliedStyle",
+    "AspectRatio",
     "DeleteResult",
     "GenerateResult",
     "GenerationSummary",
@@ -21,7 +24,20 @@ __all__ = [
     "JobStatus",
     "ProviderDescription",
     "Timings",
+    "image_uri",
 ]
+
+#: Aspect ratios the public API accepts (SPEC §3): the tools' parameter type, and every check of it.
+AspectRatio = Literal["1:1", "16:9", "9:16", "3:2", "2:3", "4:3", "3:4"]
+ASPECT_RATIOS: tuple[str, ...] = get_args(AspectRatio)
+#: The longest prompt (and negative prompt) a call may send, and the longest prompt sent to a provider.
+MAX_PROMPT = 4000
+
+
+def image_uri(image_id: str) -> str:
+    """The resource that serves an image's bytes (`server/resources.py`)."""
+    return f"image://{image_id}/view"
+
 
 JobStatus = Literal["completed", "running", "failed"]
 

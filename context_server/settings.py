@@ -1,147 +1,169 @@
 """One settings object, built once at the entry point and passed down.
 
-Every environment variable the server reads is declared here, so `docs/configuration.md` and the
-docs test can list them from one place.
+Every environment variable the server reads is one field below (pydantic-settings): its name is the
+field's alias and its documentation the field's description, so `ENV_VARS`, `docs/configuration.md`
+and the docs test all read the same declarations.
+
+`Settings(home=...)` builds settings from its arguments and defaults only; `Settings.from_env()` reads
+the environment (or a mapping standing in for it). An empty variable counts as unset.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any
 
 import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
-__all__ = ["ENV_VARS", "PROVIDER_NAMES", "Settings"]
+__all__ = ["ENV_VARS", "PROVIDER_ENV_VARS", "PROVIDER_NAMES", "Settings"]
 
 #: The providers this server can be built with (`adapters/providers/`), for settings that name one.
 PROVIDER_NAMES = ("placeholder", "openai", "stability", "sd_webui", "replicate")
 
-#: Every setting read from the environment, with what it does (kept in step with docs/configuration.md).
-ENV_VARS: dict[str, str] = {
-    "CONTEXT_SERVER_HOME": "Data directory (context.db, chroma/, images/). Default: the platform user-data dir.",
-    "CONTEXT_SERVER_USER": "User id over stdio (default `local`).",
-    "CONTEXT_SERVER_WAIT_SECONDS": "How long generate_image waits before returning status running (default 45).",
-    "CONTEXT_SERVER_SESSION_IDLE_SECONDS": "Idle time after which a session's layer expires (default 3600).",
-    "CONTEXT_SERVER_RATE_LIMIT_PER_MINUTE": "Paid generations per user per minute (default 30; 0 disables; the free placeholder is not limited).",
-    "CONTEXT_SERVER_DEFAULT_PROVIDER": "Provider for calls that name none and whose profile sets none: "
-    "placeholder (default), openai, stability, sd_webui or replicate.",
-    "CONTEXT_SERVER_LOG_LEVEL": "Log level for stderr logs (default INFO).",
-    "CONTEXT_SERVER_MAX_FRAME_BYTES": "Largest stdio line (one JSON-RPC frame) accepted, in bytes (default 4194304, "
-                                      "4 MiB); a longer line is refused with a JSON-RPC error and never held whole.",
-    "CONTEXT_SERVER_EMBED_THREADS": "Threads for torch/BLAS in the embedder (default: cores, at most 2).",
-    "CONTEXT_SERVER_ALLOWED_HOSTS": "Comma-separated Host values accepted over HTTP ('name:*' for any port); "
-                                    "required off loopback, added to the loopback names on loopback.",
-    "CONTEXT_SERVER_ALLOWED_ORIGINS": "Comma-separated Origin values accepted over HTTP; required off loopback.",
-    "CHROMA_URL": "Use a Chroma server (http://host:port) instead of the embedded index.",
-    "CONTEXT_SERVER_VECTOR_CACHE_MB": "Memory for exact in-process copies of the vector collections in use "
-                                      "(default 128; 0 turns them off).",
-    "CONTEXT_SERVER_MODEL_CACHE": "Where the embedding model's ONNX export is kept (default: models/ in the "
-                                  "user cache dir).",
-    "OPENAI_API_KEY": "Key for the openai provider.",
-    "OPENAI_BASE_URL": "Base URL for the OpenAI API (default https://api.openai.com/v1).",
-    "STABILITY_API_KEY": "Key for the stability provider.",
-    "STABILITY_BASE_URL": "Base URL for the Stability API (default https://api.stability.ai).",
-    "SD_WEBUI_URL": "Base URL of an AUTOMATIC1111/Forge web UI (enables the sd_webui provider).",
-    "REPLICATE_API_TOKEN": "Token for the replicate provider.",
-    "REPLICATE_BASE_URL": "Base URL for the Replicate API (default https://api.replicate.com/v1).",
-}
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("context-server", appauthor=False))
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+def _default_threads() -> int:
+    return min(os.cpu_count() or 1, 2)
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+def _setting(alias: str, description: str, default: Any = None, **kwargs: Any) -> Any:
+    return Field(default, validation_alias=alias, description=description, **kwargs)
 
 
-def _list(env: Mapping[str, str], name: str) -> list[str]:
-    return [part.strip() for part in env.get(name, "").split(",") if part.strip()]
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True, extra="ignore",
+                                      env_ignore_empty=True)
 
-
-@dataclass(frozen=True)
-class Settings:
-    home: Path
-    user: str = "local"
-    wait_seconds: float = 45.0
-    session_idle_seconds: float = 3600.0
-    rate_limit_per_minute: int = 30
-    log_level: str = "INFO"
+    home: Path = Field(default_factory=_default_home, validation_alias="CONTEXT_SERVER_HOME",
+                       description="Data directory (context.db, chroma/, images/). Default: the platform "
+                                   "user-data dir.")
+    user: str = _setting("CONTEXT_SERVER_USER", "User id over stdio (default `local`).", "local")
+    wait_seconds: float = _setting("CONTEXT_SERVER_WAIT_SECONDS", "How long generate_image waits before "
+                                   "returning status running (default 45).", 45.0)
+    session_idle_seconds: float = _setting("CONTEXT_SERVER_SESSION_IDLE_SECONDS", "Idle time after which a "
+                                           "session's layer expires (default 3600).", 3600.0)
+    rate_limit_per_minute: int = _setting("CONTEXT_SERVER_RATE_LIMIT_PER_MINUTE", "Paid generations per "
+                                          "user per minute (default 30; 0 disables; the free placeholder is not "
+                                          "limited).", 30)
+    log_level: str = _setting("CONTEXT_SERVER_LOG_LEVEL", "Log level for stderr logs (default INFO).", "INFO")
     #: Largest stdio line accepted (see server/frames.py).
-    max_frame_bytes: int = 4 * 1024 * 1024
+    max_frame_bytes: int = _setting("CONTEXT_SERVER_MAX_FRAME_BYTES", "Largest stdio line (one JSON-RPC frame) "
+                                    "accepted, in bytes (default 4194304, 4 MiB); a longer line is refused with a "
+                                    "JSON-RPC error and never held whole.", 4 * 1024 * 1024)
     #: Provider for calls that name none and whose profile sets none (the bundle's "default provider").
-    default_provider: str = "placeholder"
-    embed_threads: int = 2
-    #: Where the embedding model's ONNX export is kept; None: `models/` in the platform user-cache dir.
-    model_cache: Path | None = None
-    chroma_url: str | None = None
+    default_provider: str = _setting("CONTEXT_SERVER_DEFAULT_PROVIDER", "Provider for calls that name none and "
+                                     "whose profile sets none: placeholder (default), openai, stability, sd_webui "
+                                     "or replicate.", "placeholder")
+    embed_threads: int = Field(default_factory=_default_threads, validation_alias="CONTEXT_SERVER_EMBED_THREADS",
+                               description="Threads for torch/BLAS in the embedder (default: cores, at most 2).")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="CONTEXT_SERVER_ALLOWED_HOSTS",
+        description="Comma-separated Host values accepted over HTTP ('name:*' for any port); required off "
+                    "loopback, added to the loopback names on loopback.")
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="CONTEXT_SERVER_ALLOWED_ORIGINS",
+        description="Comma-separated Origin values accepted over HTTP; required off loopback.")
+    chroma_url: str | None = _setting("CHROMA_URL", "Use a Chroma server (http://host:port) instead of the "
+                                      "embedded index.")
     #: Budget for exact in-process copies of the vector collections in use (see adapters/vector_cache.py).
-    vector_cache_mb: int = 128
-    allowed_hosts: list[str] = field(default_factory=list)
-    allowed_origins: list[str] = field(default_factory=list)
-    #: Provider settings, by environment variable name (keys and base URLs).
-    provider_env: dict[str, str] = field(default_factory=dict)
+    vector_cache_mb: int = _setting("CONTEXT_SERVER_VECTOR_CACHE_MB", "Memory for exact in-process copies of the "
+                                    "vector collections in use (default 128; 0 turns them off).", 128)
+    #: Where the embedding model's ONNX export is kept; None: `models/` in the platform user-cache dir.
+    model_cache: Path | None = _setting("CONTEXT_SERVER_MODEL_CACHE", "Where the embedding model's ONNX export "
+                                        "is kept (default: models/ in the user cache dir).")
+    openai_api_key: str | None = _setting("OPENAI_API_KEY", "Key for the openai provider.")
+    openai_base_url: str | None = _setting("OPENAI_BASE_URL", "Base URL for the OpenAI API (default "
+                                           "https://api.openai.com/v1).")
+    stability_api_key: str | None = _setting("STABILITY_API_KEY", "Key for the stability provider.")
+    stability_base_url: str | None = _setting("STABILITY_BASE_URL", "Base URL for the Stability API (default "
+                                              "https://api.stability.ai).")
+    sd_webui_url: str | None = _setting("SD_WEBUI_URL", "Base URL of an AUTOMATIC1111/Forge web UI (enables the "
+                                        "sd_webui provider).")
+    replicate_api_token: str | None = _setting("REPLICATE_API_TOKEN", "Token for the replicate provider.")
+    replicate_base_url: str | None = _setting("REPLICATE_BASE_URL", "Base URL for the Replicate API (default "
+                                              "https://api.replicate.com/v1).")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments only: the environment is read by `from_env`, from the mapping it is given."""
+        return (init_settings,)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        env = os.environ if env is None else env
-        home = env.get("CONTEXT_SERVER_HOME") or platformdirs.user_data_dir("context-server", appauthor=False)
-        values: dict[str, object] = {
-            "home": Path(home).expanduser().resolve(),
-            "user": env.get("CONTEXT_SERVER_USER", "").strip() or "local",
-            "wait_seconds": _float(env, "CONTEXT_SERVER_WAIT_SECONDS", 45.0),
-            "session_idle_seconds": _float(env, "CONTEXT_SERVER_SESSION_IDLE_SECONDS", 3600.0),
-            "rate_limit_per_minute": _int(env, "CONTEXT_SERVER_RATE_LIMIT_PER_MINUTE", 30),
-            "log_level": env.get("CONTEXT_SERVER_LOG_LEVEL", "INFO").upper(),
-            "max_frame_bytes": _int(env, "CONTEXT_SERVER_MAX_FRAME_BYTES", 4 * 1024 * 1024),
-            "default_provider": env.get("CONTEXT_SERVER_DEFAULT_PROVIDER", "").strip() or "placeholder",
-            "embed_threads": _int(env, "CONTEXT_SERVER_EMBED_THREADS", min(os.cpu_count() or 1, 2)),
-            "model_cache": Path(env["CONTEXT_SERVER_MODEL_CACHE"]).expanduser().resolve()
-            if env.get("CONTEXT_SERVER_MODEL_CACHE") else None,
-            "chroma_url": env.get("CHROMA_URL") or None,
-            "vector_cache_mb": _int(env, "CONTEXT_SERVER_VECTOR_CACHE_MB", 128),
-            "allowed_hosts": _list(env, "CONTEXT_SERVER_ALLOWED_HOSTS"),
-            "allowed_origins": _list(env, "CONTEXT_SERVER_ALLOWED_ORIGINS"),
-            "provider_env": {
-                k: env[k]
-                for k in (
-                    "OPENAI_API_KEY",
-                    "OPENAI_BASE_URL",
-                    "STABILITY_API_KEY",
-                    "STABILITY_BASE_URL",
-                    "SD_WEBUI_URL",
-                    "REPLICATE_API_TOKEN",
-                    "REPLICATE_BASE_URL",
-                )
-                if env.get(k)
-            },
-        }
-        values.update(overrides)
-        settings = cls(**values)  # type: ignore[arg-type]
-        if settings.wait_seconds < 0:
-            raise ValueError("CONTEXT_SERVER_WAIT_SECONDS must be 0 or more")
-        if settings.max_frame_bytes < 1024:
-            raise ValueError("CONTEXT_SERVER_MAX_FRAME_BYTES must be at least 1024 (bytes)")
-        if settings.default_provider not in PROVIDER_NAMES:
-            raise ValueError(f"CONTEXT_SERVER_DEFAULT_PROVIDER must be one of {', '.join(PROVIDER_NAMES)}, "
-                             f"got {settings.default_provider!r}")
-        if settings.vector_cache_mb < 0:
-            raise ValueError("CONTEXT_SERVER_VECTOR_CACHE_MB must be 0 (off) or more")
-        return settings
+        """Settings from `env` (default: `os.environ`); `overrides` win. Bad values raise ValueError naming
+        the variable and what it must be."""
+        values = _EnvMapping(cls, os.environ if env is None else env)()
+        try:
+            return cls(**{**values, **overrides})
+        except ValidationError as exc:
+            raise ValueError(_explain(exc)) from None
+
+    @field_validator("home", "model_cache")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser().resolve()
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        return value.strip() or "local"
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("default_provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        value = value.strip() or "placeholder"
+        if value not in PROVIDER_NAMES:
+            raise ValueError(f"must be one of {', '.join(PROVIDER_NAMES)}")
+        return value
+
+    @field_validator("max_frame_bytes")
+    @classmethod
+    def _frame_floor(cls, value: int) -> int:
+        if value < 1024:
+            raise ValueError("must be at least 1024 (bytes)")
+        return value
+
+    @field_validator("wait_seconds", "vector_cache_mb")
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("must be 0 or more")
+        return value
+
+    @property
+    def provider_env(self) -> dict[str, str]:
+        """Provider keys and base URLs that are set, by environment variable name (what the provider adapters
+        read)."""
+        return {alias: getattr(self, name) for name, alias in PROVIDER_ENV_VARS.items() if getattr(self, name)}
 
     @property
     def db_path(self) -> Path:
@@ -162,3 +184,50 @@ class Settings:
     @property
     def images_path(self) -> Path:
         return self.home / "images"
+
+
+class _EnvMapping(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (a test's or a CLI override's) instead of
+    `os.environ`."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._mapping = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name if self.case_sensitive else name.lower(): value for name, value in self._mapping.items()
+                if not (self.env_ignore_empty and value == "")}
+
+
+def _alias(name: str) -> str:
+    alias = Settings.model_fields[name].validation_alias
+    assert isinstance(alias, str)
+    return alias
+
+
+_WHAT = {"int_parsing": "a whole number", "float_parsing": "a number"}
+
+
+def _explain(exc: ValidationError) -> str:
+    """`CONTEXT_SERVER_WAIT_SECONDS must be a number, got 'soon'`: the variable, not pydantic's field path."""
+    parts = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = _alias(field) if field in Settings.model_fields else field
+        what = _WHAT.get(error["type"])
+        if what:
+            parts.append(f"{name} must be {what}, got {error['input']!r}")
+        else:
+            parts.append(f"{name} {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+#: Every setting read from the environment, with what it does (the docs test checks each is documented).
+ENV_VARS: dict[str, str] = {_alias(name): field.description or "" for name, field in Settings.model_fields.items()}
+
+#: The provider settings, field name → environment variable name.
+PROVIDER_ENV_VARS: dict[str, str] = {
+    name: _alias(name)
+    for name in ("openai_api_key", "openai_base_url", "stability_api_key", "stability_base_url", "sd_webui_url",
+                 "replicate_api_token", "replicate_base_url")
+}

@@ -11,12 +11,15 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 import pytest
 from mcp import Client, StdioServerParameters
 
-from context_server.adapters.embedder import Embedder
+from context_server.adapters.embedder import Embedder, default_model_path
+from context_server.adapters.index import VectorIndex
+from context_server.adapters.onnx_encoder import onnx_path_for
 from context_server.adapters.store import Store
-from context_server.app import App
+from context_server.app import App, build_indexer
 from context_server.domain.memory.service import MemoryService
 from context_server.domain.search.indexing import Indexer
 from context_server.server import build_server
@@ -29,10 +32,13 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _share_the_loaded_model(monkeypatch: pytest.MonkeyPatch, embedder: Embedder) -> None:
-    """Every in-process App uses the session's loaded model (the same real Embedder) instead of loading
-    and exporting its own in the background, which took seconds of CPU in the middle of timed tests."""
-    monkeypatch.setattr("context_server.app.Embedder", lambda *args, **kwargs: embedder)
+def _share_the_loaded_model(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """An in-process App built without an embedder gets the session's loaded model (the same real Embedder)
+    instead of loading its own in the background, which took seconds of CPU in the middle of timed tests.
+    The model is asked for only when such an App is built, so tests that never build one (the template
+    parser, settings, guards) never load it."""
+    monkeypatch.setattr("context_server.app.Embedder",
+                        lambda *args, **kwargs: request.getfixturevalue("embedder"))
 
 
 @pytest.fixture
@@ -92,13 +98,31 @@ async def call_error(client: Client, tool: str, **args: Any) -> str:
 # --- memory / indexing (embedder loaded once per session; SQLite and Chroma per test) -------------------
 
 
+def tests_model_cache() -> Path:
+    """Where the tests keep the model's ONNX export: a directory of their own (never the user's model cache),
+    kept across runs and clones. The export's file name carries a hash of the packaged weights and the
+    ONNX Runtime version (`onnx_path_for`), so new weights or a new runtime export again, once. Exports
+    are written atomically, so runs side by side share it safely. `CONTEXT_SERVER_TEST_MODEL_CACHE` moves it."""
+    chosen = os.environ.get("CONTEXT_SERVER_TEST_MODEL_CACHE")
+    if chosen:
+        return Path(chosen)
+    return Path(platformdirs.user_cache_dir("context-server", appauthor=False)) / "test-models"
+
+
+#: Set at import, before any test runs: every server the tests spawn, and every in-process one, finds the
+#: export here instead of exporting its own.
+os.environ["CONTEXT_SERVER_MODEL_CACHE"] = str(tests_model_cache())
+
+
 @pytest.fixture(scope="session")
-def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
-    """The production set-up: the packaged weights exported once to ONNX in a cache directory. Servers the
-    tests spawn share that directory (`CONTEXT_SERVER_MODEL_CACHE`), so the export happens once a run and
-    never in the user's own cache."""
-    cache = tmp_path_factory.mktemp("models")
-    os.environ["CONTEXT_SERVER_MODEL_CACHE"] = str(cache)
+def embedder() -> Embedder:
+    """The production set-up: the packaged weights exported to ONNX in a cache directory (once per machine,
+    see `tests_model_cache`); servers the tests spawn share it through `CONTEXT_SERVER_MODEL_CACHE`."""
+    cache = tests_model_cache()
+    current = onnx_path_for(cache, default_model_path(), Embedder.model_name)
+    for stale in cache.glob(f"{Embedder.model_name}-*.onnx"):  # older weights or runtimes: never read again
+        if stale != current:
+            stale.unlink(missing_ok=True)
     model = Embedder(threads=2, cache_dir=cache)
     model.start()
     model.wait(timeout=120)
@@ -108,6 +132,12 @@ def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path / "home")
+
+
+def vector_index(settings: Settings, *, cache_mb: int | None = None) -> VectorIndex:
+    """The Chroma adapter as the server opens it from `settings` (`cache_mb` overrides the copies' budget)."""
+    return VectorIndex(settings.chroma_path, url=settings.chroma_url,
+                       cache_mb=settings.vector_cache_mb if cache_mb is None else cache_mb)
 
 
 @pytest.fixture
@@ -125,7 +155,7 @@ def make_indexer(settings: Settings, store: Store, embedder: Embedder) -> Iterat
     made: list[Indexer] = []
 
     def make(*, model: Embedder | None = None) -> Indexer:
-        idx = Indexer.for_settings(settings, store, model or embedder)
+        idx = build_indexer(settings, store, model or embedder)
         made.append(idx)
         return idx
 

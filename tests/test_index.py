@@ -14,6 +14,8 @@ import pytest
 from context_server.adapters.index import IndexDamaged, IndexLock, VectorIndex, collection_name
 from context_server.settings import Settings
 
+from .conftest import vector_index
+
 
 def _unit(*xs: float) -> list[float]:
     norm = sum(x * x for x in xs) ** 0.5
@@ -22,7 +24,7 @@ def _unit(*xs: float) -> list[float]:
 
 @pytest.fixture
 def index(settings: Settings) -> Iterator[VectorIndex]:
-    idx = VectorIndex(settings)
+    idx = vector_index(settings)
     yield idx
     idx.close()
 
@@ -116,7 +118,7 @@ def test_two_processes_cannot_both_hold_the_lock(tmp_path: Path) -> None:
 def test_a_corrupt_directory_reports_damage_and_discard_starts_afresh(settings: Settings) -> None:
     settings.chroma_path.mkdir(parents=True)
     (settings.chroma_path / "chroma.sqlite3").write_bytes(b"this is not a database" * 1000)
-    index = VectorIndex(settings)
+    index = vector_index(settings)
     with pytest.raises(IndexDamaged):
         index.count("ann", "memories")
     index.discard()

@@ -19,13 +19,12 @@ import pytest
 from mcp import Client
 
 from context_server.adapters.embedder import Embedder
-from context_server.adapters.index import VectorIndex
 from context_server.adapters.store import Store
 from context_server.app import App
 from context_server.server import build_server
 from context_server.settings import Settings
 
-from .conftest import WORKTREE, call, call_error, stdio_server
+from .conftest import WORKTREE, call, call_error, stdio_server, vector_index
 
 pytestmark = pytest.mark.anyio
 
@@ -212,7 +211,7 @@ CRASHING_WRITER = textwrap.dedent("""
 
 
 def indexed(home: Path, user: str, kind: str) -> set[str]:
-    index = VectorIndex(Settings(home=home))
+    index = vector_index(Settings(home=home))
     try:
         return set(index._collection(user, kind).get(include=[])["ids"])
     finally:

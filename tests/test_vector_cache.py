@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -20,6 +19,8 @@ from context_server.domain.memory.service import MemoryService
 from context_server.domain.search.indexing import Indexer
 from context_server.settings import Settings
 
+from .conftest import vector_index
+
 DIM = 384
 
 
@@ -31,7 +32,7 @@ def vectors(n: int, seed: int) -> np.ndarray:
 
 @pytest.fixture
 def index(settings: Settings) -> Iterator[VectorIndex]:
-    idx = VectorIndex(settings)
+    idx = vector_index(settings)
     yield idx
     idx.close()
 
@@ -102,10 +103,10 @@ def test_a_write_during_a_load_throws_the_stale_copy_away(index: VectorIndex) ->
 
 
 def test_a_load_that_began_before_a_reset_is_not_installed_after_it(settings: Settings) -> None:
-    first = VectorIndex(settings)
+    first = vector_index(settings)
     ids, vs = fill(first, "ida", 30)
     first.close()
-    index = VectorIndex(settings)  # a new process: nothing written to this collection since it started
+    index = vector_index(settings)  # a new process: nothing written to this collection since it started
     index.query("ida", "images", vs[0].tolist(), 1)
     cache = index.cache
     assert cache is not None
@@ -119,7 +120,7 @@ def test_a_load_that_began_before_a_reset_is_not_installed_after_it(settings: Se
 
 
 def test_a_collection_over_the_budget_stays_with_chroma(settings: Settings) -> None:
-    index = VectorIndex(replace(settings, vector_cache_mb=1))  # 1 MiB: about 680 vectors of 384 floats
+    index = vector_index(settings, cache_mb=1)  # 1 MiB: about 680 vectors of 384 floats
     try:
         _, small = fill(index, "dan", 100)
         _, big = fill(index, "eve", 900, seed=2)
@@ -147,8 +148,8 @@ def test_reset_and_close_drop_the_copies(index: VectorIndex) -> None:
 
 
 def test_no_copies_with_a_chroma_server_or_a_zero_budget(tmp_path: Path) -> None:
-    assert VectorIndex(Settings(home=tmp_path, chroma_url="http://127.0.0.1:9")).cache is None
-    assert VectorIndex(Settings(home=tmp_path, vector_cache_mb=0)).cache is None
+    assert vector_index(Settings(home=tmp_path, chroma_url="http://127.0.0.1:9")).cache is None
+    assert vector_index(Settings(home=tmp_path, vector_cache_mb=0)).cache is None
     with pytest.raises(ValueError, match="CONTEXT_SERVER_VECTOR_CACHE_MB"):
         Settings.from_env({"CONTEXT_SERVER_HOME": str(tmp_path), "CONTEXT_SERVER_VECTOR_CACHE_MB": "-1"})
 
@@ -290,7 +291,7 @@ def test_idle_copies_make_room_for_a_new_user_least_recent_first(settings: Setti
     """Over HTTP users come and go: when a new user's collection does not fit, the copies nobody queried
     for a minute make room, the least recently queried first; busy ones are never thrown out for it."""
     clock = Clock()
-    index = VectorIndex(replace(settings, vector_cache_mb=1))  # room for ~680 vectors: two of these at a time
+    index = vector_index(settings, cache_mb=1)  # room for ~680 vectors: two of these at a time
     index.cache = VectorCache(1024 * 1024, clock=clock)
     cache = index.cache
     try:
@@ -324,7 +325,7 @@ def test_idle_copies_make_room_for_a_new_user_least_recent_first(settings: Setti
 
 def test_a_copy_that_grows_past_the_budget_makes_room_or_goes_back_to_chroma(settings: Settings) -> None:
     clock = Clock()
-    index = VectorIndex(replace(settings, vector_cache_mb=1))
+    index = vector_index(settings, cache_mb=1)
     index.cache = VectorCache(1024 * 1024, clock=clock)
     cache = index.cache
     try:

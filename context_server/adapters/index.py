@@ -34,7 +34,6 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from context_server.adapters.vector_cache import VectorCache
-from context_server.settings import Settings
 
 __all__ = ["KINDS", "META_COLLECTION", "Hit", "IndexDamaged", "IndexLock", "VectorIndex", "collection_name"]
 
@@ -105,18 +104,18 @@ class IndexLock:
 class VectorIndex:
     """Chroma behind the few operations the domain needs. Every Chroma error becomes `IndexDamaged`.
 
-    A `HttpClient` when `CHROMA_URL` is set, else a `PersistentClient` at `settings.chroma_path`, opened on
-    first use (the caller must hold the `IndexLock` by then) and again after `discard()`.
+    A `HttpClient` to the Chroma server at `url` when one is given, else a `PersistentClient` at `path`,
+    opened on first use (the caller must hold the `IndexLock` by then) and again after `discard()`.
+    `cache_mb` is the budget of the in-process copies (`adapters/vector_cache.py`; 0: none).
     """
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.path = None if settings.chroma_url else settings.chroma_path
+    def __init__(self, path: Path, *, url: str | None, cache_mb: int) -> None:
+        self.url = url
+        self.path = None if url else path
         self._client_: Any = None
         self._collections: dict[str, Any] = {}
-        # Not with CHROMA_URL: other processes may write that server, and the copies would go stale.
-        self.cache = (VectorCache(settings.vector_cache_mb * 1024 * 1024)
-                      if self.path is not None and settings.vector_cache_mb > 0 else None)
+        # Not with a Chroma server: other processes may write it, and the copies would go stale.
+        self.cache = VectorCache(cache_mb * 1024 * 1024) if self.path is not None and cache_mb > 0 else None
 
     @property
     def _client(self) -> Any:
@@ -133,7 +132,7 @@ class VectorIndex:
             if self.path is None:
                 from urllib.parse import urlsplit
 
-                url = urlsplit(self.settings.chroma_url or "")
+                url = urlsplit(self.url or "")
                 return chromadb.HttpClient(
                     host=url.hostname or "localhost",
                     port=url.port or (443 if url.scheme == "https" else 8000),

@@ -62,10 +62,9 @@ def doctor(offline: bool) -> None:
 
     from context_server.adapters.embedder import Embedder
     from context_server.adapters.providers.registry import ProviderRegistry
-    from context_server.app import default_providers
+    from context_server.app import build_indexer, default_providers
     from context_server.cli import load_settings
     from context_server.domain import health
-    from context_server.domain.search.indexing import Indexer
 
     settings = load_settings()
     checks = [health.check_data_dir(settings.home)]
@@ -77,7 +76,7 @@ def doctor(offline: bool) -> None:
     try:
         checks.append(health.check_database(settings.db_path, store))
         if store is not None:
-            indexer = Indexer.for_settings(settings, store, embedder)
+            indexer = build_indexer(settings, store, embedder)
         checks.append(health.check_index(indexer))
         checks.append(health.check_embedder(embedder))
     finally:
@@ -88,7 +87,7 @@ def doctor(offline: bool) -> None:
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
     try:
         registry = ProviderRegistry(default_providers(settings, http))
-        checks.extend(health.check_providers(settings, registry, offline=offline))
+        checks.extend(health.check_providers(registry, offline=offline))
     finally:
         anyio.run(http.aclose)
     _report(checks)

@@ -4,9 +4,9 @@ something needs fixing.
 Checks only look: nothing is created, migrated or repaired. A missing data directory or database is
 reported, the database is opened read-only (`Store.read_only`), pending migrations are counted, not applied,
 and the index is never taken from a running server (see `Indexer.health`). The embedding model is loaded
-without preparing its one-time ONNX copy (`Embedder(prepare=False)`). Provider checks call only endpoints
-that cost nothing (listing models, account details, progress), with a short timeout, and are skipped with
-`offline=True`.
+without preparing its one-time ONNX copy (`Embedder(prepare=False)`). Provider checks ask each provider
+adapter's `health_check()` (one request to an endpoint that costs nothing, with a short timeout) and are
+skipped with `offline=True`.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import httpx
 from sqlite_utils import Database
 
 from context_server.adapters.embedder import Embedder, EmbedderUnavailable
+from context_server.adapters.providers.base import ProviderHealth
 from context_server.adapters.providers.registry import ProviderRegistry
 from context_server.adapters.store import Store, load_migrations
 from context_server.domain.search.indexing import Indexer
-from context_server.settings import Settings
 
 __all__ = ["Check", "check_data_dir", "check_database", "check_embedder", "check_index", "check_providers",
            "open_database", "pending_migrations"]
@@ -146,49 +146,31 @@ def check_embedder(embedder: Embedder, timeout: float = 120.0) -> Check:
     return Check("embedder", "ok", loaded)
 
 
-#: provider → (base URL setting, default base URL, free endpoint, key setting or None).
-_PROBES: dict[str, tuple[str, str, str, str | None]] = {
-    "openai": ("OPENAI_BASE_URL", "https://api.openai.com/v1", "/models", "OPENAI_API_KEY"),
-    "stability": ("STABILITY_BASE_URL", "https://api.stability.ai", "/v1/user/account", "STABILITY_API_KEY"),
-    "sd_webui": ("SD_WEBUI_URL", "", "/sdapi/v1/progress", None),
-    "replicate": ("REPLICATE_BASE_URL", "https://api.replicate.com/v1", "/account", "REPLICATE_API_TOKEN"),
-}
-
-
-def check_providers(settings: Settings, providers: ProviderRegistry, *, offline: bool,
-                    transport: httpx.BaseTransport | None = None, timeout: float = 3.0) -> Iterator[Check]:
-    for info in providers.infos():
+def check_providers(providers: ProviderRegistry, *, offline: bool, transport: httpx.BaseTransport | None = None,
+                    timeout: float = 3.0) -> Iterator[Check]:
+    for provider in providers.all():
+        info = provider.info()
         name = f"provider {info.name}"
         if not info.configured:
             hint = info.setup_hint.rstrip(".")
             yield Check(name, "ok", f"not configured. It is optional; to use it, {hint}." if hint
                         else "not configured. It is optional.")
             continue
-        probe = _PROBES.get(info.name)
-        if probe is None:
-            yield Check(name, "ok", "configured; it works offline, so there is nothing to reach")
-            continue
         if offline:
             yield Check(name, "ok", "configured; not reached, because of --offline")
             continue
-        yield _reach(name, settings, probe, transport, timeout)
+        health = provider.health_check(transport=transport, timeout=timeout)
+        yield Check(name, "ok", "configured; it works offline, so there is nothing to reach") if health is None else _verdict(name, health)
 
 
-def _reach(name: str, settings: Settings, probe: tuple[str, str, str, str | None],
-           transport: httpx.BaseTransport | None, timeout: float) -> Check:
-    base_var, default, path, key_var = probe
-    base = (settings.provider_env.get(base_var) or default).rstrip("/")
-    headers = {"Authorization": f"Bearer {settings.provider_env[key_var]}"} if key_var else {}
-    url = base + path
-    try:
-        with httpx.Client(timeout=timeout, transport=transport) as client:
-            response = client.get(url, headers=headers)
-    except httpx.HTTPError as exc:
-        return Check(name, "warn", f"configured, but {base} did not answer ({type(exc).__name__})",
-                     f"check {base_var}{' and the network' if default else ' and that the web UI runs with --api'}")
-    if response.status_code in (401, 403):
-        return Check(name, "fail", f"{base} rejected the key (HTTP {response.status_code})",
+def _verdict(name: str, health: ProviderHealth) -> Check:
+    base, base_var, key_var = health.base_url, health.base_env, health.key_env
+    if health.status_code is None:
+        return Check(name, "warn", f"configured, but {base} did not answer ({health.error})",
+                     f"check {base_var}{' and the network' if key_var else ' and that the web UI runs with --api'}")
+    if health.status_code in (401, 403):
+        return Check(name, "fail", f"{base} rejected the key (HTTP {health.status_code})",
                      f"set a valid {key_var}" if key_var else f"check {base_var}")
-    if response.is_success:
+    if 200 <= health.status_code < 300:
         return Check(name, "ok", f"configured; {base} answers")
-    return Check(name, "warn", f"configured; {url} answered HTTP {response.status_code}", f"check {base_var}")
+    return Check(name, "warn", f"configured; {health.url} answered HTTP {health.status_code}", f"check {base_var}")

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from context_server.adapters.files import ImageFiles
 from context_server.adapters.store import Store
 from context_server.domain.paging import decode_cursor, page
+from context_server.domain.search.indexing import Indexer
 from context_server.errors import InvalidInput, NotFound
+from context_server.models import image_uri
 
 __all__ = ["Images"]
 
 
 class Images:
-    def __init__(self, store: Store, files: ImageFiles) -> None:
+    def __init__(self, store: Store, files: ImageFiles, indexer: Indexer) -> None:
         self.store = store
         self.files = files
-        #: Called inside the deleting transaction: (db, user_id, image_id) → enqueue index deletion.
-        self.on_delete: list[Callable[[Any, str, str], None]] = []
+        self.indexer = indexer
 
     def get(self, user_id: str, image_id: str) -> dict[str, Any]:
         if not isinstance(image_id, str) or not image_id or len(image_id) > 64:
@@ -39,6 +39,33 @@ class Images:
         except FileNotFoundError:
             raise NotFound(f"the file of image {image_id!r} is missing from the data directory") from None
 
+    def search(self, user_id: str, query: str, limit: int) -> list[dict[str, Any]]:
+        """The user's images ranked by the meaning of their prompts; near-equal scores go to the newer one."""
+        if not query.strip():
+            raise InvalidInput("query must contain some text")
+        if not 1 <= limit <= 50:
+            raise InvalidInput(f"limit must be between 1 and 50, got {limit}")
+        hits = dict(self.indexer.search(user_id, "images", query, max(limit * 3, 20)))
+        if not hits:
+            return []
+        marks = ",".join("?" * len(hits))
+        rows = self.store.query(f"select * from images where +user_id = ? and incognito = 0 and id in ({marks})",
+                                [user_id, *hits])
+        for row in rows:
+            row["score"] = round(hits[row["id"]], 4)
+        rows.sort(key=lambda r: (round(r["score"], 2), r["created_at"]), reverse=True)
+        return rows[:limit]
+
+    def view(self, user_id: str, image_id: str, *, format: str | None = None, width: int | None = None,
+             height: int | None = None, quality: int | None = None) -> tuple[bytes, str]:
+        """The bytes and MIME type behind `image://{id}/view` (see `ImageFiles.view`)."""
+        return self.files.view(self.path(user_id, image_id), format=format, width=width, height=height,
+                               quality=quality)
+
+    def preview(self, user_id: str, image_id: str) -> bytes:
+        """The small JPEG a tool result shows inline (see `ImageFiles.preview`)."""
+        return self.files.preview(self.path(user_id, image_id))
+
     def metadata(self, user_id: str, image_id: str) -> dict[str, Any]:
         row = self.get(user_id, image_id)
         return {
@@ -55,7 +82,7 @@ class Images:
             "parent_id": row["parent_id"],
             "job_id": row["job_id"],
             "created_at": row["created_at"],
-            "uri": f"image://{row['id']}/view",
+            "uri": image_uri(row["id"]),
         }
 
     def recent(self, user_id: str, limit: int = 20, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
@@ -89,10 +116,16 @@ class Images:
             row = parent
         return chain
 
+    def record(self, db: Any, row: dict[str, Any]) -> None:
+        """Insert an image row inside the caller's transaction (`db`), and queue it for the index unless it
+        is incognito."""
+        db.table("images").insert(row)
+        if not row["incognito"]:
+            self.indexer.enqueue(db, row["user_id"], "images", row["id"], "upsert", row["prompt"])
+
     def delete(self, user_id: str, image_id: str) -> None:
         row = self.get(user_id, image_id)
         with self.store.write() as db:
             db.execute("delete from images where id = ? and user_id = ?", [image_id, user_id])
-            for hook in self.on_delete:
-                hook(db, user_id, image_id)
+            self.indexer.enqueue(db, user_id, "images", image_id, "delete")
         self.files.delete(Path(row["path"]))

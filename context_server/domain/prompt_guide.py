@@ -8,6 +8,8 @@ for a provider).
 
 from __future__ import annotations
 
+from context_server.models import ASPECT_RATIOS
+
 __all__ = ["prompt_guide"]
 
 _GUIDE = """\
@@ -20,7 +22,7 @@ _GUIDE = """\
 - Say what you want instead of what you don't: "a clear blue sky" rather than "no clouds". Only \
 providers with a `negative_prompt` field (stability, sd_webui) can be told what to avoid.
 - Put the most important thing first; long lists of adjectives dilute each other.
-- Use `aspect_ratio` ("1:1", "16:9", "9:16", "3:2", "2:3", "4:3", "3:4") rather than writing \
+- Use `aspect_ratio` ({RATIOS}) rather than writing \
 the shape into the prompt.
 - Templates (`list_templates`, MCP prompts) give a tested structure; remembered styles are added \
 automatically unless `apply_memory` is false. Check `final_prompt` in the receipt, or use \
@@ -72,7 +74,7 @@ long, structured descriptions well and renders quoted text.
 - **No negative prompt and no `(word:1.2)` weights**: describe what should be there instead.
 - Give the aspect ratio as a parameter; `seed` repeats a result. Flux schnell is fast and \
 needs few steps; dev/pro give more detail.
-"""
+""".replace("{RATIOS}", ", ".join(f'"{ratio}"' for ratio in ASPECT_RATIOS))
 
 
 def prompt_guide() -> str:

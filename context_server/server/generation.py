@@ -15,7 +15,15 @@ from context_server.adapters.providers.base import ProviderInfo
 from context_server.domain.generation.input import GenerationInput
 from context_server.domain.paging import encode_cursor
 from context_server.errors import ContextServerError
-from context_server.models import DeleteResult, GenerateResult, GenerationSummary, ProviderDescription
+from context_server.models import (
+    MAX_PROMPT,
+    AspectRatio,
+    DeleteResult,
+    GenerateResult,
+    GenerationSummary,
+    ProviderDescription,
+    image_uri,
+)
 from context_server.server.auth import current_user, session_key
 from context_server.server.results import (
     clip,
@@ -36,8 +44,7 @@ __all__ = ["register_tools"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-AspectRatio = Literal["1:1", "16:9", "9:16", "3:2", "2:3", "4:3", "3:4"]
-Prompt = Annotated[str, Field(min_length=1, max_length=4000, description="What to draw, in plain words.")]
+Prompt = Annotated[str, Field(min_length=1, max_length=MAX_PROMPT, description="What to draw, in plain words.")]
 Side = Annotated[int | None, Field(ge=64, le=4096, description="Pixels; snapped to a size the model accepts.")]
 RequestId = Annotated[str | None, Field(max_length=200, description="Idempotency key: a repeat returns the first result, no second charge.")]
 ProviderName = Annotated[str | None, Field(description="See list_providers; default: the profile's, else placeholder.")]
@@ -97,7 +104,7 @@ def register_tools(server: MCPServer, app: App) -> None:
         user = current_user(app)
         session = app.sessions.touch(user, session_key(ctx))
         result = await app.generation.generate(user, session, inp, _progress_sink(ctx))
-        return generation_result(result, app.files, seed_given=inp.seed is not None)
+        return generation_result(result, user, app.images, seed_given=inp.seed is not None)
 
     @domain_errors
     async def generate_image(
@@ -112,7 +119,7 @@ def register_tools(server: MCPServer, app: App) -> None:
         width: Side = None,
         height: Side = None,
         aspect_ratio: Annotated[AspectRatio | None, Field(description="Used unless width and height are both given.")] = None,
-        negative_prompt: Annotated[str | None, Field(max_length=4000, description="What to keep out of the image.")] = None,
+        negative_prompt: Annotated[str | None, Field(max_length=MAX_PROMPT, description="What to keep out of the image.")] = None,
         seed: Annotated[int | None, Field(ge=0, le=4294967295, description="For reproducible results (models that take seeds).")] = None,
         apply_memory: Annotated[bool, Field(description="Add profile defaults and remembered styles.")] = True,
         dry_run: Annotated[bool, Field(description="Only report what would be sent; nothing generated or stored.")] = False,
@@ -133,7 +140,7 @@ def register_tools(server: MCPServer, app: App) -> None:
     async def edit_image(
         ctx: Context,
         image: Annotated[str, Field(min_length=1, max_length=500, description="image_id, or words like 'the previous one'.")],
-        instruction: Annotated[str, Field(min_length=1, max_length=4000, description="What to change.")],
+        instruction: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT, description="What to change.")],
         mask_image: Annotated[str | None, Field(max_length=500, description="image_id of a mask: white areas are repainted (models with mask support).")] = None,
         strength: Annotated[float | None, Field(ge=0, le=1, description="How far the result may move from the source.")] = None,
         provider: ProviderName = None,
@@ -150,7 +157,7 @@ def register_tools(server: MCPServer, app: App) -> None:
         period: Annotated[Literal["day", "month"], Field(description="day (since 00:00 UTC) or month.")] = "day",
     ) -> Annotated[CallToolResult, Usage]:
         """Generations and estimated cost per provider, and the daily budget left."""
-        out = Usage.model_validate(app.usage(current_user(app), period))
+        out = Usage.model_validate(app.usage.summary(current_user(app), period))
         lines = [f"Usage this {out.period} (since {out.since}):"]
         lines += [f"- {p.provider}: {plural(p.generations, 'generation')}, ${p.cost_usd:.3f}" for p in out.providers] or [
             "- no generations yet"]
@@ -165,7 +172,8 @@ def register_tools(server: MCPServer, app: App) -> None:
         job_id: Annotated[str, Field(min_length=1, max_length=64, description="From generate_image or edit_image.")],
     ) -> Annotated[CallToolResult, GenerateResult]:
         """A generation job's status, progress and result (or error)."""
-        return generation_result(app.generation.result(current_user(app), job_id), app.files)
+        user = current_user(app)
+        return generation_result(app.generation.result(user, job_id), user, app.images)
 
     @domain_errors
     async def list_recent_generations(
@@ -177,7 +185,7 @@ def register_tools(server: MCPServer, app: App) -> None:
         items = [
             GenerationSummary(job_id=r["id"], image_id=r["image_id"], status=r["status"], created_at=r["created_at"],
                               provider=r["provider"], prompt=_job_prompt(r),
-                              uri=f"image://{r['image_id']}/view" if r["image_id"] else None)
+                              uri=image_uri(r["image_id"]) if r["image_id"] else None)
             for r in rows
         ]
 

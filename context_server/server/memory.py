@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from context_server.domain.paging import encode_cursor
 from context_server.domain.search.relevance import RELEVANCE_FLOOR
-from context_server.models import ImageHit
+from context_server.models import AspectRatio, ImageHit, image_uri
 from context_server.server.auth import current_user, session_key
 from context_server.server.generation import READ, domain_errors
 from context_server.server.results import clip, cut_note, fit_list, one_line, plural, structured, word
@@ -237,7 +237,7 @@ def register_memory(server: MCPServer, app: App) -> None:
     async def update_profile(
         default_provider: Annotated[str | None, Field(description="Provider when a call names none ('' clears).")] = None,
         default_model: Annotated[str | None, Field(max_length=200, description="Model of the default provider ('' clears).")] = None,
-        default_aspect_ratio: Annotated[Literal["1:1", "16:9", "9:16", "3:2", "2:3", "4:3", "3:4", ""] | None, Field(description="When a call gives no size ('' clears).")] = None,
+        default_aspect_ratio: Annotated[Literal[AspectRatio, ""] | None, Field(description="When a call gives no size ('' clears).")] = None,
         default_negative_prompt: Annotated[str | None, Field(max_length=1000, description="When a call gives none ('' clears).")] = None,
         style_strength: Annotated[Literal["off", "light", "strong"] | None, Field(description="Remembered styles added: off, light (≤2) or strong (≤5).")] = None,
         daily_budget_usd: Annotated[float | None, Field(ge=0, description="Refuse paid generations past this many dollars a day (UTC).")] = None,
@@ -267,9 +267,9 @@ def register_memory(server: MCPServer, app: App) -> None:
     ) -> Annotated[CallToolResult, ImageHits]:
         """The user's images ranked by the meaning of their prompts, with scores; unrelated ones left out."""
         user = current_user(app)
-        rows = await anyio.to_thread.run_sync(app.search_images, user, query, limit)
+        rows = await anyio.to_thread.run_sync(app.images.search, user, query, limit)
         hits = [ImageHit(image_id=r["id"], prompt=r["prompt"], score=r["score"], created_at=r["created_at"],
-                         uri=f"image://{r['id']}/view") for r in rows if r["score"] >= RELEVANCE_FLOOR]
+                         uri=image_uri(r["id"])) for r in rows if r["score"] >= RELEVANCE_FLOOR]
 
         def build(n: int, width: int | None) -> tuple[str, dict[str, Any]]:
             shown = [h.model_copy(update={"prompt": clip(h.prompt, width)}) for h in hits[:n]]

@@ -14,6 +14,7 @@ from mcp.shared.uri_template import UriTemplate
 from mcp.types import INVALID_PARAMS
 
 from context_server.errors import InvalidInput, NotFound
+from context_server.models import image_uri
 from context_server.server.auth import current_user
 from context_server.server.generation import describe_provider
 
@@ -43,9 +44,9 @@ def read_image_view(app: App, uri: str) -> Iterable[ReadResourceContents] | None
     image_id = str(params.get("image_id", ""))
     user = current_user(app)
     try:
-        path = app.images.path(user, image_id)
-        data, mime = app.files.view(
-            path,
+        data, mime = app.images.view(
+            user,
+            image_id,
             format=str(params["format"]) if params.get("format") else None,
             width=_int_param("width", params.get("width")),
             height=_int_param("height", params.get("height")),
@@ -84,7 +85,7 @@ def register_resources(server: MCPServer, app: App) -> None:
         pending = [j for j in app.jobs.recent(user, 50)[0] if j["status"] == "running"]
         return json.dumps({
             "images": [{"image_id": r["id"], "prompt": r["prompt"], "created_at": r["created_at"],
-                        "uri": f"image://{r['id']}/view", "width": r["width"], "height": r["height"]}
+                        "uri": image_uri(r["id"]), "width": r["width"], "height": r["height"]}
                        for r in rows],
             "pending_jobs": [{"job_id": j["id"], "status": j["status"], "progress": j["progress"],
                               "created_at": j["created_at"]} for j in pending],

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
@@ -25,7 +24,7 @@ from pydantic import BaseModel
 from context_server.models import GenerateResult
 
 if TYPE_CHECKING:
-    from context_server.adapters.files import ImageFiles
+    from context_server.domain.images import Images
 
 __all__ = [
     "STRUCTURED_BUDGET",
@@ -243,11 +242,12 @@ def generation_text(result: GenerateResult, seed_given: bool = True) -> str:
     return bounded_text("\n".join(lines), f"image://{result.image_id}/metadata has the whole provenance")
 
 
-def generation_result(result: GenerateResult, files: ImageFiles, seed_given: bool = True) -> CallToolResult:
+def generation_result(result: GenerateResult, user_id: str, images: Images,
+                      seed_given: bool = True) -> CallToolResult:
     content: list[ContentBlock] = [TextContent(text=generation_text(result, seed_given))]
     if result.status == "completed" and result.path and result.image_id and not getattr(result, "deleted", False):
         try:
-            preview = files.preview(Path(result.path))
+            preview = images.preview(user_id, result.image_id)
             content.append(ImageContent(data=base64.b64encode(preview).decode(), mime_type="image/jpeg"))
         except Exception:  # the file went missing since; the text and link still describe it
             pass

@@ -23,6 +23,7 @@ __all__ = [
     "image_size",
     "nearest_ratio",
     "nearest_size",
+    "ratio_of",
     "repaint_area",
     "require_model",
     "to_alpha_mask",
@@ -39,7 +40,8 @@ def require_model(info: ProviderInfo, name: str | None) -> ModelInfo:
     return model
 
 
-def _ratio(text: str) -> float:
+def ratio_of(text: str) -> float:
+    """'16:9' → 1.777..."""
     w, h = text.split(":")
     return int(w) / int(h)
 
@@ -52,7 +54,7 @@ def nearest_size(width: int, height: int, sizes: Iterable[tuple[int, int]]) -> t
 
 def nearest_ratio(width: int, height: int, ratios: Iterable[str]) -> str:
     wanted = width / height
-    return min(ratios, key=lambda r: abs(_ratio(r) - wanted))
+    return min(ratios, key=lambda r: abs(ratio_of(r) - wanted))
 
 
 def _open(data: bytes, what: str) -> Image.Image:

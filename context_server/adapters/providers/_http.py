@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import anyio
 import httpx
 
+from context_server.adapters.providers.base import ProviderHealth
 from context_server.errors import ProviderError
 
 __all__ = [
@@ -280,6 +281,17 @@ class HttpCaller:
         )
 
 
+def probe(base: str, path: str, headers: Mapping[str, str], *, base_env: str, key_env: str | None,
+          transport: httpx.BaseTransport | None, timeout: float) -> ProviderHealth:
+    """GET `base + path` once (no retries, a short timeout): the provider adapters' `health_check`."""
+    try:
+        with httpx.Client(timeout=timeout, transport=transport) as client:
+            response = client.get(base + path, headers=dict(headers))
+    except httpx.HTTPError as exc:
+        return ProviderHealth(base, base + path, base_env, key_env, error=type(exc).__name__)
+    return ProviderHealth(base, base + path, base_env, key_env, status_code=response.status_code)
+
+
 class KeyedHttpProvider:
     """The wiring every key-authenticated adapter shares: the key and base URL from its settings, an
     `HttpCaller` that redacts the key from errors, and the bearer header, refused with the setting to set
@@ -289,6 +301,8 @@ class KeyedHttpProvider:
     key_env: ClassVar[str]
     base_env: ClassVar[str]
     default_base: ClassVar[str]
+    #: An endpoint that costs nothing (listing models, account details), for `health_check`.
+    probe_path: ClassVar[str]
 
     def __init__(
         self,
@@ -307,6 +321,11 @@ class KeyedHttpProvider:
     def _setup_hint(self, hint: str = "") -> str:
         """Empty when configured, else what to set."""
         return "" if self._key else (hint or f"set {self.key_env}")
+
+    def health_check(self, *, transport: httpx.BaseTransport | None = None,
+                     timeout: float = 3.0) -> ProviderHealth | None:
+        return probe(self._base, self.probe_path, {"Authorization": f"Bearer {self._key}"}, base_env=self.base_env,
+                     key_env=self.key_env, transport=transport, timeout=timeout)
 
     def _bearer(self) -> dict[str, str]:
         if not self._key:

@@ -10,21 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from context_server.models import ASPECT_RATIOS
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "ASPECT_RATIOS",
     "ModelInfo",
     "ProgressFn",
     "Provider",
+    "ProviderHealth",
     "ProviderImage",
     "ProviderInfo",
     "ProviderRequest",
     "SubmittedFn",
 ]
 
-#: Aspect ratios the public API accepts (SPEC §3).
-ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "9:16", "3:2", "2:3", "4:3", "3:4")
 
 ProgressFn = Callable[[float, str | None], Awaitable[None]]
 """Reports progress (0..1) with an optional message."""
@@ -117,6 +121,21 @@ class ProviderImage:
     cost_usd: float | None = None
 
 
+@dataclass(frozen=True)
+class ProviderHealth:
+    """What one free request to a provider (listing models, account details, progress) came back with."""
+
+    base_url: str
+    #: The URL asked.
+    url: str
+    #: The settings behind it, for the fix a failure suggests.
+    base_env: str
+    key_env: str | None
+    #: The HTTP status, or None when nothing answered (`error` says why).
+    status_code: int | None = None
+    error: str | None = None
+
+
 class Provider(Protocol):
     name: str
 
@@ -130,6 +149,12 @@ class Provider(Protocol):
 
     async def edit(self, request: ProviderRequest, progress: ProgressFn, submitted: SubmittedFn) -> ProviderImage:
         """Edit `request.init_image` following `request.prompt`, inside `request.mask` when given."""
+        ...
+
+    def health_check(self, *, transport: httpx.BaseTransport | None = None,
+                     timeout: float = 3.0) -> ProviderHealth | None:
+        """One request that costs nothing, to see that the provider answers and takes the key; None when
+        there is nothing to reach (offline providers)."""
         ...
 
     async def aclose(self) -> None: ...

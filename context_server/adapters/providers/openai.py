@@ -91,6 +91,7 @@ class OpenAIProvider(KeyedHttpProvider):
     key_env = "OPENAI_API_KEY"
     base_env = "OPENAI_BASE_URL"
     default_base = DEFAULT_BASE_URL
+    probe_path = "/models"
 
     def info(self) -> ProviderInfo:
         return ProviderInfo(

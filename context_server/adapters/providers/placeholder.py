@@ -11,19 +11,25 @@ import hashlib
 import io
 import random
 import re
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from context_server.adapters.files import decode_image, full_size_image
 from context_server.adapters.providers.base import (
+    ASPECT_RATIOS,
     ModelInfo,
     ProgressFn,
+    ProviderHealth,
     ProviderImage,
     ProviderInfo,
     ProviderRequest,
     SubmittedFn,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["PALETTE_WORDS", "PlaceholderProvider"]
 
@@ -97,7 +103,7 @@ MODELS = (
         mask=True,
         negative_prompt=True,
         seed=True,
-        aspect_ratios=("1:1", "16:9", "9:16", "3:2", "2:3", "4:3", "3:4"),
+        aspect_ratios=ASPECT_RATIOS,
         min_side=64,
         max_side=4096,
         multiple_of=1,
@@ -173,6 +179,10 @@ class PlaceholderProvider:
     """Needs no key and no network; always configured."""
 
     name = "placeholder"
+
+    def health_check(self, *, transport: httpx.BaseTransport | None = None,
+                     timeout: float = 3.0) -> ProviderHealth | None:
+        return None  # nothing to reach
 
     def info(self) -> ProviderInfo:
         return ProviderInfo(

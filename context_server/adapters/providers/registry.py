@@ -19,6 +19,9 @@ class ProviderRegistry:
     def names(self) -> list[str]:
         return list(self._providers)
 
+    def all(self) -> list[Provider]:
+        return list(self._providers.values())
+
     def infos(self) -> list[ProviderInfo]:
         return [p.info() for p in self._providers.values()]
 

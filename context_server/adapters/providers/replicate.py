@@ -85,6 +85,7 @@ class ReplicateProvider(KeyedHttpProvider):
     key_env = "REPLICATE_API_TOKEN"
     base_env = "REPLICATE_BASE_URL"
     default_base = DEFAULT_BASE_URL
+    probe_path = "/account"
 
     def __init__(
         self,

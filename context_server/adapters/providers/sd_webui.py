@@ -30,10 +30,11 @@ import anyio
 import httpx
 
 from context_server.adapters.providers._common import b64png, decode_b64, require_model, to_white_mask
-from context_server.adapters.providers._http import HttpCaller, RetryPolicy, SleepFn
+from context_server.adapters.providers._http import HttpCaller, RetryPolicy, SleepFn, probe
 from context_server.adapters.providers.base import (
     ModelInfo,
     ProgressFn,
+    ProviderHealth,
     ProviderImage,
     ProviderInfo,
     ProviderRequest,
@@ -94,6 +95,11 @@ class SdWebUIProvider:
             else "set SD_WEBUI_URL to a web UI started with --api (e.g. http://127.0.0.1:7860)",
             description="A local AUTOMATIC1111/Forge web UI (txt2img, img2img, inpainting).",
         )
+
+    def health_check(self, *, transport: httpx.BaseTransport | None = None,
+                     timeout: float = 3.0) -> ProviderHealth | None:
+        return probe(self._base, "/sdapi/v1/progress", {}, base_env="SD_WEBUI_URL", key_env=None,
+                     transport=transport, timeout=timeout)
 
     def _size(self, request: ProviderRequest, notes: list[str]) -> tuple[int, int]:
         sides = []

@@ -79,6 +79,7 @@ class StabilityProvider(KeyedHttpProvider):
     key_env = "STABILITY_API_KEY"
     base_env = "STABILITY_BASE_URL"
     default_base = DEFAULT_BASE_URL
+    probe_path = "/v1/user/account"
 
     def info(self) -> ProviderInfo:
         return ProviderInfo(

@@ -7,12 +7,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from context_server.adapters.providers.base import ASPECT_RATIOS
 from context_server.errors import InvalidInput
+from context_server.models import ASPECT_RATIOS, MAX_PROMPT
 
 __all__ = ["GenerationInput", "request_hash"]
 
-MAX_PROMPT = 4000
 
 #: Fields that do not change what a request asks for: a retry may wait where the first call did not.
 _NOT_HASHED = frozenset({"request_id", "wait"})
@@ -53,7 +52,7 @@ class GenerationInput:
     def validate(self) -> None:
         """Checks the schema cannot express; messages say what is allowed."""
         if not self.prompt or not self.prompt.strip():
-            raise InvalidInput("prompt must not be empty (1..4000 characters)")
+            raise InvalidInput(f"prompt must not be empty (1..{MAX_PROMPT} characters)")
         if len(self.prompt) > MAX_PROMPT:
             raise InvalidInput(f"prompt is {len(self.prompt)} characters; at most {MAX_PROMPT} are allowed")
         for name in ("width", "height"):

@@ -87,6 +87,19 @@ class Jobs:
             db.execute("update jobs set provider_job_id = ? where id = ? and user_id = ?",
                        [provider_job_id, job_id, user_id])
 
+    @staticmethod
+    def complete(db: Any, user_id: str, job_id: str, image_id: str, result_json: str, now: str) -> None:
+        """Inside the transaction that records the image (`db`): the job and its image land together."""
+        db.execute(
+            "update jobs set status = 'completed', progress = 1.0, image_id = ?, result = ?, updated_at = ? "
+            "where id = ? and user_id = ?",
+            [image_id, result_json, now, job_id, user_id],
+        )
+
+    def save_result(self, user_id: str, job_id: str, result_json: str) -> None:
+        with self.store.write() as db:
+            db.execute("update jobs set result = ? where id = ? and user_id = ?", [result_json, job_id, user_id])
+
     def fail(self, user_id: str, job_id: str, error: str) -> None:
         with self.store.write() as db:
             db.execute(

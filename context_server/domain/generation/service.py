@@ -1,7 +1,8 @@
 """generate_image and edit_image, read top to bottom once:
 
 validate → idempotency check → enrich → resolve provider/model/size → dry run? → budget → job row →
-provider (in a background task) → save file → record image + usage + outbox in one transaction →
+provider (in a background task) → save file → record image (`Images.record`, which queues it for the index),
+usage (`UsageLedger.record`) and the completed job (`Jobs.complete`) in one transaction →
 index → result with receipt.
 """
 
@@ -27,20 +28,18 @@ from context_server.domain.generation.input import GenerationInput, request_hash
 from context_server.domain.generation.jobs import JobRunner, Jobs
 from context_server.domain.generation.limits import RateLimiter, check_budget
 from context_server.domain.generation.sizing import resolve_size
+from context_server.domain.generation.usage import UsageLedger
+from context_server.domain.images import Images
+from context_server.domain.memory.service import MemoryService
 from context_server.domain.sessions import Session, Sessions
 from context_server.errors import Conflict, ContextServerError, InvalidInput
-from context_server.models import Applied, GenerateResult, Timings
+from context_server.models import MAX_PROMPT, Applied, GenerateResult, Timings, image_uri
 
-__all__ = ["GenerationService", "ProgressSink", "image_uri"]
+__all__ = ["GenerationService", "ProgressSink"]
 
 log = logging.getLogger(__name__)
 
 ProgressSink = Callable[[float, str | None], Awaitable[None]]
-Hook = Callable[[Any, str, str, dict[str, Any]], None]
-
-
-def image_uri(image_id: str) -> str:
-    return f"image://{image_id}/view"
 
 
 @dataclass
@@ -74,7 +73,7 @@ def _same_request(job: dict[str, Any], inp: GenerationInput) -> None:
 class GenerationService:
     def __init__(self, store: Store, files: ImageFiles, providers: ProviderRegistry, enricher: Enricher,
                  jobs: Jobs, runner: JobRunner, sessions: Sessions, rate: RateLimiter,
-                 wait_seconds: float) -> None:
+                 wait_seconds: float, *, images: Images, memories: MemoryService) -> None:
         self.store = store
         self.files = files
         self.providers = providers
@@ -86,10 +85,9 @@ class GenerationService:
         self.wait_seconds = wait_seconds
         self._live: dict[str, _Live] = {}
         self._claims: dict[tuple[str, str], asyncio.Lock] = {}
-        #: Called inside the transaction that records an image: (db, user_id, image_id, row) → enqueue indexing.
-        self.on_image_recorded: list[Hook] = []
-        #: Called after a completed, non-incognito generation with the memory ids it used.
-        self.on_memories_used: list[Callable[[str, list[str]], object]] = []
+        self.images = images
+        #: A completed, non-incognito generation counts a use of the memories it applied.
+        self.memories = memories
 
     async def generate(self, user_id: str, session: Session, inp: GenerationInput,
                        progress: ProgressSink | None = None) -> GenerateResult:
@@ -200,9 +198,9 @@ class GenerationService:
         if enr.init_image is not None and not model.image_to_image and inp.kind == "generate":
             raise InvalidInput(f"{model.name} cannot start from an image; choose a provider whose models list "
                                "image_to_image in list_providers")
-        if len(prompt) > 4000:
-            prompt = prompt[:4000]
-            notes.append("the enriched prompt was cut to 4000 characters")
+        if len(prompt) > MAX_PROMPT:
+            prompt = prompt[:MAX_PROMPT]
+            notes.append(f"the enriched prompt was cut to {MAX_PROMPT} characters")
         if enr.mask is not None and not model.mask:
             raise InvalidInput(f"{model.name} cannot edit inside a mask; choose a model whose capabilities "
                                "include mask in list_providers")
@@ -231,11 +229,10 @@ class GenerationService:
             await anyio.to_thread.run_sync(lambda: self._record(user_id, job_id, image.data, what, image.seed, result))
             result.timings_ms.provider = round(provider_ms, 2)
             result.timings_ms.total = round((time.perf_counter() - started) * 1000, 2)
-            self._save_result(user_id, job_id, result)
+            self.jobs.save_result(user_id, job_id, result.model_dump_json())
             if not base.incognito:
                 self.sessions.set_last_image(session, result.image_id or "")
-                for hook in self.on_memories_used:
-                    hook(user_id, used_memory_ids)
+                self.memories.mark_used(user_id, used_memory_ids)
         except ContextServerError as exc:
             self.jobs.fail(user_id, job_id, str(exc))
         except Exception as exc:
@@ -268,25 +265,13 @@ class GenerationService:
         }
         try:
             with self.store.write() as db:
-                db.table("images").insert(row)
-                db.table("usage").insert({"user_id": user_id, "job_id": job_id, "provider": result.provider,
-                                    "model": result.model, "cost_usd": result.cost_usd, "created_at": now})
-                db.execute(
-                    "update jobs set status = 'completed', progress = 1.0, image_id = ?, result = ?, "
-                    "updated_at = ? where id = ? and user_id = ?",
-                    [image_id, result.model_dump_json(), now, job_id, user_id],
-                )
-                if not result.incognito:
-                    for hook in self.on_image_recorded:
-                        hook(db, user_id, image_id, row)
+                self.images.record(db, row)
+                UsageLedger.record(db, user_id, job_id, provider=result.provider, model=result.model,
+                                   cost_usd=result.cost_usd, created_at=now)
+                Jobs.complete(db, user_id, job_id, image_id, result.model_dump_json(), now)
         except BaseException:
             self.files.delete(stored.path)
             raise
-
-    def _save_result(self, user_id: str, job_id: str, result: GenerateResult) -> None:
-        with self.store.write() as db:
-            db.execute("update jobs set result = ? where id = ? and user_id = ?",
-                       [result.model_dump_json(), job_id, user_id])
 
     async def _progress(self, user_id: str, job_id: str, fraction: float, message: str | None) -> None:
         live = self._live.get(job_id)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from context_server.adapters.providers.base import ASPECT_RATIOS, ModelInfo
+from context_server.adapters.providers._common import ratio_of
+from context_server.adapters.providers.base import ModelInfo
 from context_server.errors import InvalidInput
+from context_server.models import ASPECT_RATIOS
 
 __all__ = ["DEFAULT_LONG_SIDE", "resolve_size"]
 
 DEFAULT_LONG_SIDE = 1024
-
-
-def _ratio(aspect: str) -> float:
-    w, h = aspect.split(":")
-    return int(w) / int(h)
 
 
 def _snap(value: float, multiple: int) -> int:
@@ -24,7 +21,7 @@ def resolve_size(model: ModelInfo, width: int | None, height: int | None,
     notes: list[str] = []
     if aspect_ratio is not None and aspect_ratio not in ASPECT_RATIOS:
         raise InvalidInput(f"aspect_ratio {aspect_ratio!r} is not allowed; use one of {', '.join(ASPECT_RATIOS)}")
-    ratio = _ratio(aspect_ratio) if aspect_ratio else 1.0
+    ratio = ratio_of(aspect_ratio) if aspect_ratio else 1.0
     want_w: float
     want_h: float
     if width is None and height is None:

@@ -174,6 +174,15 @@ class MemoryService:
             self._delete_row(db, user_id, row)
         self._drain()
 
+    def style_words(self, user_id: str, limit: int = 50) -> list[str]:
+        """Short remembered styles ("muted watercolour"), offered as completions for style-like arguments."""
+        rows = self.store.query(
+            "select content from memories where user_id = ? and kind = 'style' and scope = 'long_term' "
+            "and length(content) <= 60 order by use_count desc, updated_at desc limit ?",
+            [user_id, limit],
+        )
+        return [r["content"] for r in rows]
+
     def mark_used(self, user_id: str, ids: Iterable[str]) -> int:
         """Count that memories were applied (enrichment calls this); unknown or foreign ids are skipped."""
         wanted = list(dict.fromkeys(ids))

@@ -34,6 +34,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
@@ -43,7 +44,6 @@ from context_server.adapters.index import KINDS, IndexDamaged, IndexLock, Vector
 from context_server.adapters.store import Store, now_iso
 from context_server.domain.search.fulltext import SOURCES, fulltext_search
 from context_server.domain.search.stored import StoredVectors
-from context_server.settings import Settings
 
 __all__ = ["Indexer", "Progress"]
 
@@ -98,11 +98,12 @@ class Indexer:
         self._stopping = False
 
     @classmethod
-    def for_settings(cls, settings: Settings, store: Store, embedder: Embedder) -> Indexer:
-        """The server's wiring: Chroma at `settings.chroma_path` behind the lock `<home>/chroma.lock`, or
-        the Chroma server at `CHROMA_URL` (no lock: the server arbitrates)."""
-        lock = None if settings.chroma_url else IndexLock(settings.home / "chroma.lock")
-        return cls(store, embedder, lambda: VectorIndex(settings), lock)
+    def for_directory(cls, store: Store, embedder: Embedder, chroma_path: Path, *, chroma_url: str | None,
+                      cache_mb: int) -> Indexer:
+        """The server's wiring: Chroma in `chroma_path` behind the lock file `<chroma_path>.lock` beside it,
+        or the Chroma server at `chroma_url` (no lock: the server arbitrates)."""
+        lock = None if chroma_url else IndexLock(chroma_path.with_name(chroma_path.name + ".lock"))
+        return cls(store, embedder, lambda: VectorIndex(chroma_path, url=chroma_url, cache_mb=cache_mb), lock)
 
     # -- state ----------------------------------------------------------------------------------------
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from context_server.domain.templates.format import TemplateArgument
+from context_server.models import ASPECT_RATIOS
 
 __all__ = ["ASPECT_RATIOS", "VOCABULARY", "suggest_argument_values"]
 
-ASPECT_RATIOS = ("1:1", "16:9", "9:16", "3:2", "2:3", "4:3", "3:4")
 
 # fmt: off
 #: Words worth offering for arguments whose name says what kind of value they take.

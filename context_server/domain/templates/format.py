@@ -15,10 +15,9 @@
     ---
     A watercolour painting of {subject}, in {palette} ...
 
-The front matter is a strict subset of YAML (so editors highlight it and PyYAML reads it), parsed
-here by hand: it is three keys and a list of small mappings, and a strict parser gives errors with
-line numbers and never builds arbitrary objects. Scalars are plain text, "double-quoted" (JSON
-escapes) or 'single-quoted'; `examples` is a flow list; comments only on lines of their own.
+The front matter is YAML read by PyYAML, then checked strictly: three keys and a list of small
+mappings, every value text (`required` is true or false), errors with line numbers, and nothing built
+but text, lists and mappings (no YAML tags, no implicit types: `default: yes` is the text "yes").
 
 The body language (`{name}` placeholders only, `{{`/`}}` for braces) lives in `template_body`;
 `validate_definition` here ties the two together: every placeholder declared, every argument used.
@@ -26,11 +25,14 @@ The body language (`{name}` placeholders only, `{{`/`}}` for braces) lives in `t
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import yaml
+from yaml.nodes import Node, ScalarNode
+from yaml.resolver import BaseResolver
 
 from context_server.domain.templates.body import ARGUMENT_RULE, Placeholder, is_argument_name, parse_body
 from context_server.errors import InvalidInput
@@ -215,141 +217,138 @@ def parse_template_text(text: str) -> TemplateDefinition:
     return validate_definition(definition)
 
 
+#: The only node tags the front matter may hold: YAML's plain text, lists and mappings (no `!!python/...`).
+_STR, _SEQ, _MAP = BaseResolver.DEFAULT_SCALAR_TAG, BaseResolver.DEFAULT_SEQUENCE_TAG, BaseResolver.DEFAULT_MAPPING_TAG
+
+
 def _parse_front_matter(lines: list[str]) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """PyYAML composes the front matter into nodes (`BaseLoader`: no implicit types, so every scalar is the
+    text written, and nothing is ever constructed); the walk below checks their shape and reports the line."""
+    for number, line in enumerate(lines, start=2):
+        if "\t" in line[: len(line) - len(line.lstrip())]:
+            raise InvalidInput(f"front matter line {number}: indent with spaces, not tabs")
+    try:
+        root = yaml.compose("\n".join(lines), Loader=yaml.BaseLoader)
+    except yaml.YAMLError as exc:
+        raise InvalidInput(_yaml_error(exc, lines)) from None
+    if root is None:
+        return {}, []
+    _expect(root, _MAP, "the front matter must be 'key: value' lines")
     fields: dict[str, str] = {}
     arguments: list[dict[str, Any]] = []
-    in_arguments = False
-    seen: set[str] = set()
-    list_key: tuple[dict[str, Any], str, int] | None = None  # (item, key, indent) of a block list
-    for number, line in enumerate(lines, start=2):
-        where = f"front matter line {number}"
-        if "\t" in line[: len(line) - len(line.lstrip())]:
-            raise InvalidInput(f"{where}: indent with spaces, not tabs")
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        indent = len(line) - len(line.lstrip(" "))
-        if list_key is not None and indent > list_key[2] and stripped.startswith("- "):
-            list_key[0][list_key[1]].append(_scalar(stripped[2:], where))
-            continue
-        list_key = None
-        if indent == 0:
-            key, value = _key_value(stripped, where)
-            if key in seen:
-                raise InvalidInput(f"{where}: {key!r} appears twice")
-            seen.add(key)
-            in_arguments = key == "arguments"
-            if in_arguments:
-                if value not in ("", "[]"):
-                    raise InvalidInput(f"{where}: write 'arguments:' followed by '- name: ...' items")
+    for key, value in _pairs(root):
+        if key == "arguments":
+            if isinstance(value, ScalarNode) and value.value == "":
                 continue
-            if key not in ("name", "description"):
-                raise InvalidInput(f"{where}: unknown key {key!r}; allowed: name, description, arguments")
-            fields[key] = _scalar(value, where)
-            continue
-        if not in_arguments:
-            raise InvalidInput(f"{where}: unexpected indented line (only 'arguments:' has items)")
-        if stripped.startswith("- ") or stripped == "-":
-            arguments.append({})
-            stripped, indent = stripped[1:].strip(), indent + 2
-            if not stripped:
-                continue
-        if not arguments:
-            raise InvalidInput(f"{where}: argument items start with '- '")
-        key, value = _key_value(stripped, where)
-        item = arguments[-1]
-        if key not in _ARGUMENT_KEYS:
-            raise InvalidInput(f"{where}: unknown argument key {key!r}; allowed: {', '.join(_ARGUMENT_KEYS)}")
-        if key in item:
-            raise InvalidInput(f"{where}: {key!r} appears twice in one argument")
-        if key == "required":
-            if value not in ("true", "false"):
-                raise InvalidInput(f"{where}: required must be true or false")
-            item[key] = value == "true"
-        elif key == "examples":
-            item[key] = _flow_list(value, where) if value else []
-            if not value:
-                list_key = (item, key, indent)
+            _expect(value, _SEQ, "write 'arguments:' followed by '- name: ...' items")
+            arguments = [_argument(item) for item in value.value]
+        elif key in ("name", "description"):
+            fields[key] = _text(value)
         else:
-            item[key] = _scalar(value, where)
+            raise InvalidInput(f"{_where(_key_node(root, key))}: unknown key {key!r}; allowed: name, description, "
+                               "arguments")
     return fields, arguments
 
 
-def _key_value(stripped: str, where: str) -> tuple[str, str]:
-    key, sep, value = stripped.partition(":")
-    if not sep or not re.fullmatch(r"[a-z_]+", key):
-        raise InvalidInput(f"{where}: expected 'key: value', got {stripped[:60]!r}")
-    if value and not value.startswith(" "):
-        raise InvalidInput(f"{where}: put a space after '{key}:'")
-    return key, value.strip()
+def _argument(node: Node) -> dict[str, Any]:
+    _expect(node, _MAP, "argument items start with '- ' and hold 'key: value' lines")
+    item: dict[str, Any] = {}
+    for key, value in _pairs(node, what="in one argument"):
+        if key not in _ARGUMENT_KEYS:
+            raise InvalidInput(f"{_where(_key_node(node, key))}: unknown argument key {key!r}; allowed: "
+                               f"{', '.join(_ARGUMENT_KEYS)}")
+        if key == "required":
+            if _text(value) not in ("true", "false"):
+                raise InvalidInput(f"{_where(value)}: required must be true or false")
+            item[key] = value.value == "true"
+        elif key == "examples":
+            if isinstance(value, ScalarNode) and value.value == "":
+                item[key] = []
+                continue
+            _expect(value, _SEQ, 'examples is a list: ["one", "two"] or "- item" lines below it')
+            item[key] = [_text(example, "examples must be a list of text") for example in value.value]
+        else:
+            item[key] = _text(value)
+    return item
 
 
-def _scalar(raw: str, where: str) -> str:
-    raw = raw.strip()
-    if raw.startswith('"'):
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            raise InvalidInput(f"{where}: bad double-quoted text (JSON escapes, closing quote)") from None
-        if not isinstance(value, str):
-            raise InvalidInput(f"{where}: expected text")
-        return value
-    if raw.startswith("'"):
-        if len(raw) < 2 or not raw.endswith("'") or re.search(r"(?<!')'(?!')", raw[1:-1]):
-            raise InvalidInput(f"{where}: bad single-quoted text (write '' for a quote inside)")
-        return raw[1:-1].replace("''", "'")
-    if raw.startswith(("[", "{", "|", ">", "&", "*", "!", "%", "@", "`")) or ": " in raw or " #" in raw:
-        raise InvalidInput(f'{where}: put this value in double quotes ("..."), as YAML would need')
-    return raw
+def _pairs(node: Node, what: str = "") -> list[tuple[str, Node]]:
+    seen: set[str] = set()
+    pairs: list[tuple[str, Node]] = []
+    for key_node, value in node.value:
+        key = _text(key_node, "expected 'key: value'")
+        if key in seen:
+            raise InvalidInput(f"{_where(key_node)}: {key!r} appears twice{' ' + what if what else ''}")
+        seen.add(key)
+        pairs.append((key, value))
+    return pairs
 
 
-def _flow_list(raw: str, where: str) -> list[str]:
-    if not (raw.startswith("[") and raw.endswith("]")):
-        raise InvalidInput(f'{where}: examples is a list: ["one", "two"] or "- item" lines below it')
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        if any(c in raw[1:-1] for c in "\"'[]{}"):
-            raise InvalidInput(f'{where}: write the list as ["one", "two"]') from None
-        value = [item.strip() for item in raw[1:-1].split(",") if item.strip()]
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise InvalidInput(f"{where}: examples must be a list of text")
+def _key_node(node: Node, key: str) -> Node:
+    found: Node = next(k for k, _ in node.value if k.value == key)
+    return found
+
+
+def _text(node: Node, problem: str = "expected text (not a list, a mapping or a YAML tag)") -> str:
+    _expect(node, _STR, problem)
+    value: str = node.value
     return value
 
 
-_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "~", "y", "n"}
+def _expect(node: Node, tag: str, problem: str) -> None:
+    if node.tag != tag:
+        raise InvalidInput(f"{_where(node)}: {problem}")
 
 
-def _dump_scalar(value: str) -> str:
-    plain = (
-        value
-        and value == value.strip()
-        and not value.startswith(tuple("\"'[]{}#&*!|>%@,-?:`"))
-        and ": " not in value
-        and " #" not in value
-        and not value.endswith(":")
-        and value.lower() not in _YAML_WORDS
-        and not re.fullmatch(r"[-+.0-9eE_]+", value)
-        and value.isprintable()
-    )
-    return value if plain else json.dumps(value, ensure_ascii=False)
+def _where(node: Node) -> str:
+    return f"front matter line {node.start_mark.line + 2}"
+
+
+def _yaml_error(exc: yaml.YAMLError, lines: list[str]) -> str:
+    if not isinstance(exc, yaml.MarkedYAMLError):  # e.g. a character YAML does not allow
+        return f"front matter: {str(exc).splitlines()[0]}"
+    mark = exc.problem_mark or exc.context_mark
+    where = "front matter" if mark is None else f"front matter line {mark.line + 2}"
+    opened = exc.context_mark
+    if "quoted scalar" in (exc.context or "") and opened is not None:
+        if lines[opened.line][opened.column : opened.column + 1] == '"':
+            return f"{where}: bad double-quoted text (JSON escapes, closing quote)"
+        return f"{where}: bad single-quoted text (write '' for a quote inside)"
+    return (f"{where}: {exc.problem}; put text that holds ': ' or ' #', or starts with one of "
+            f"[ {{ & * ! | > ' %, in double quotes (\"...\"), as YAML needs")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style with list items indented under their key, and examples on one line, as the built-ins
+    are written."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+class _OneLine(list[str]):
+    pass
+
+
+_Dumper.add_representer(_OneLine, lambda dumper, data: dumper.represent_sequence(_SEQ, data, flow_style=True))
 
 
 def dump_template_text(definition: TemplateDefinition, comment: str | None = None) -> str:
     """The canonical text of a template: `parse_template_text(dump_template_text(d)) == d`."""
+    arguments = []
+    for argument in definition.arguments:
+        item: dict[str, Any] = {"name": argument.name, "description": argument.description,
+                                "required": argument.required}
+        if argument.default is not None:
+            item["default"] = argument.default
+        if argument.examples:
+            item["examples"] = _OneLine(argument.examples)
+        arguments.append(item)
+    front = yaml.dump({"name": definition.name, "description": definition.description, "arguments": arguments},
+                      Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+                      width=1 << 16)
     out = ["---"]
     if comment:
         out += [f"# {line}".rstrip() for line in comment.splitlines()]
-    out.append(f"name: {definition.name}")
-    out.append(f"description: {_dump_scalar(definition.description)}")
-    out.append("arguments:" if definition.arguments else "arguments: []")
-    for argument in definition.arguments:
-        out.append(f"  - name: {argument.name}")
-        out.append(f"    description: {_dump_scalar(argument.description)}")
-        out.append(f"    required: {'true' if argument.required else 'false'}")
-        if argument.default is not None:
-            out.append(f"    default: {_dump_scalar(argument.default)}")
-        if argument.examples:
-            out.append(f"    examples: {json.dumps(argument.examples, ensure_ascii=False)}")
-    out += ["---", definition.body, ""]
+    out += [front.rstrip("\n"), "---", definition.body, ""]
     return "\n".join(out)

@@ -22,7 +22,6 @@ from starlette.routing import Route
 from context_server.domain.memory.io import export_jsonl
 from context_server.domain.memory.rules import KINDS
 from context_server.domain.templates.format import parse_template_text
-from context_server.domain.usage import daily_usage
 from context_server.errors import ContextServerError, InvalidInput, NotFound
 from context_server.server.gallery.auth import GalleryAuth
 from context_server.server.gallery.pages import (
@@ -137,7 +136,7 @@ def build_gallery(app: App, auth: GalleryAuth) -> Starlette:
         more = ""
         if query:
             try:
-                rows = await run(app.search_images, user, query, 48)
+                rows = await run(app.images.search, user, query, 48)
             except InvalidInput as exc:
                 return page(request, user, "Images", form + f'<p class="error" role="alert">{e(exc)}</p>', "Images", 400)
             cards = [thumb(r, f" · score {r['score']:.2f}") for r in rows]
@@ -193,9 +192,8 @@ def build_gallery(app: App, auth: GalleryAuth) -> Starlette:
                 raise InvalidInput(f"{name} must be a whole number, got {raw!r}") from None
 
         def view() -> tuple[bytes, str]:
-            path = app.images.path(user, image_id)
-            return app.files.view(path, format=params.get("format") or None, width=number("width"),
-                                  height=number("height"), quality=number("quality"))
+            return app.images.view(user, image_id, format=params.get("format") or None, width=number("width"),
+                                   height=number("height"), quality=number("quality"))
 
         try:
             data, mime = await run(view)
@@ -361,8 +359,8 @@ def build_gallery(app: App, auth: GalleryAuth) -> Starlette:
 
     async def profile(request: Request, user: str, *, error: str = "", status: int = 200) -> Response:
         values = await run(app.profiles.get, user)
-        days = await run(daily_usage, app.store, user, 14)
-        today = await run(app.usage, user, "month")
+        days = await run(app.usage.daily, user, 14)
+        today = await run(app.usage.summary, user, "month")
         fields = "".join(
             f'<p><label for="p-{k}">{e(k.replace("_", " "))}</label><br><input id="p-{k}" name="{k}" value="{e("" if v is None else v)}"></p>'
             for k, v in values.items())
