@@ -231,3 +231,24 @@ def m010_add_session_owner(db: Database) -> None:
     """Which process a session lives in, so the next start can end the sessions of a server that was killed
     without shutting down (and purge their session-scope memories). Older rows stay NULL: left alone."""
     db["sessions"].add_column("owner", str)
+
+
+@migrations()
+def m011_add_subjects_and_style_scope(db: Database) -> None:
+    """Issue 13: what each image is about, and when each style applies, decided once at write time.
+
+    images.search_text: the image's prompt, or for an edit its source's search_text plus the instruction
+    (through any chain of edits), so an edited spaceship is still a spaceship. images.subjects: the
+    subject-lexicon concepts of that text (" 12 345 ... "), so "my last dog image" is one indexed query
+    plus a LIKE, never a scan of every prompt. images.session_id: which conversation made it ("the one
+    before that"). Rows written before this migration are filled in by the server's warm-up.
+
+    memories.applies_to: "always", a subject phrase ("logos"), or NULL (not a style); memories.placement:
+    "negative" for a negative preference ("never use neon colours"), else "prompt"; memories.prompt_phrase:
+    the words that go to the provider ("soft watercolour style"), the user's own words staying in content.
+    """
+    for column in ("search_text", "subjects", "session_id"):
+        db["images"].add_column(column, str)
+    db["images"].create_index(["user_id", "session_id", "created_at"], if_not_exists=True)
+    for column in ("applies_to", "placement", "prompt_phrase"):
+        db["memories"].add_column(column, str)

@@ -23,6 +23,9 @@ __all__ = ["register_memory"]
 
 Kind = Literal["style", "preference", "fact", "note"]
 MemoryId = Annotated[str, Field(min_length=1, max_length=64, description="The memory_id returned by save_memory or a listing.")]
+AppliesTo = Annotated[str | None, Field(min_length=1, max_length=200, description=(
+    'Style memories only: when to apply it, "always" or a subject phrase such as "logos" or "portraits". '
+    "Inferred from the content when not given."))]
 Tags = Annotated[list[Annotated[str, Field(max_length=64)]] | None, Field(max_length=20, description="Up to 20 short tags.")]
 
 
@@ -38,6 +41,7 @@ class MemoryOut(BaseModel):
     use_count: int
     last_used_at: str | None = None
     score: float | None = None
+    applies_to: str | None = Field(None, description='Styles only: "always" or the subject it is for ("logos").')
 
 
 class SavedMemory(BaseModel):
@@ -45,6 +49,7 @@ class SavedMemory(BaseModel):
     kind: str
     scope: str
     merged_into: str | None = Field(None, description="Set when the content repeated an existing memory: the id it was merged into.")
+    applies_to: str | None = Field(None, description='Styles only: "always" or the subject it is for ("logos"); null for other kinds.')
 
 
 class MemoryPage(BaseModel):
@@ -78,7 +83,18 @@ def _out(memory: Memory) -> MemoryOut:
     return MemoryOut(memory_id=memory.memory_id, content=memory.content, kind=memory.kind, scope=memory.scope,
                      tags=memory.tags, pinned=memory.pinned, created_at=memory.created_at,
                      updated_at=memory.updated_at, use_count=memory.use_count, last_used_at=memory.last_used_at,
-                     score=None if memory.score is None else round(memory.score, 4))
+                     score=None if memory.score is None else round(memory.score, 4), applies_to=memory.applies_to)
+
+
+def _when_applies(kind: str, applies_to: str | None, placement: str | None) -> str:
+    """One line the assistant can repeat: when this memory will change a prompt."""
+    if kind != "style" or applies_to is None:
+        return f"As a {kind} it is never put in prompts; it is there to be looked up."
+    where = "the negative prompt (things to avoid)" if placement == "negative" else "the prompt"
+    if applies_to == "always":
+        return f"It will be added to {where} of every image (update_memory applies_to='<subject>' narrows it)."
+    return (f"It will be added to {where} of images about {applies_to} (update_memory applies_to='always' "
+            "or another subject changes that).")
 
 
 def _lines(memories: list[MemoryOut]) -> str:
@@ -99,16 +115,19 @@ def register_memory(server: MCPServer, app: App) -> None:
         tags: Tags = None,
         pinned: Annotated[bool, Field(description="A pinned style applies to every generation, whatever the prompt.")] = False,
         replaces: Annotated[str | None, Field(max_length=64, description="memory_id of a memory this one supersedes (it is removed).")] = None,
+        applies_to: AppliesTo = None,
     ) -> Annotated[CallToolResult, SavedMemory]:
         """Remember something about the user. A near-duplicate of an existing memory is merged into it
         (merged_into says which) rather than stored twice."""
         user, sid = current_user(app), session_id(ctx)
         saved = await anyio.to_thread.run_sync(lambda: app.memory.save(
-            user, content, kind=kind, scope=scope, tags=tags, pinned=pinned, replaces=replaces, session_id=sid))
-        out = SavedMemory(memory_id=saved.memory_id, kind=saved.kind, scope=saved.scope, merged_into=saved.merged_into)
+            user, content, kind=kind, scope=scope, tags=tags, pinned=pinned, replaces=replaces, session_id=sid,
+            applies_to=applies_to))
+        out = SavedMemory(memory_id=saved.memory_id, kind=saved.kind, scope=saved.scope, merged_into=saved.merged_into,
+                          applies_to=saved.applies_to)
         text = (f"Already remembered (merged into {out.merged_into})." if out.merged_into
                 else f"Remembered as {out.memory_id} ({out.kind}, {out.scope}).")
-        return structured(out, text)
+        return structured(out, f"{text} {_when_applies(saved.kind, saved.applies_to, saved.placement)}")
 
     @domain_errors
     async def get_all_memories(
@@ -145,13 +164,15 @@ def register_memory(server: MCPServer, app: App) -> None:
         kind: Annotated[Kind | None, Field(description="New kind.")] = None,
         tags: Tags = None,
         pinned: Annotated[bool | None, Field(description="Pin or unpin.")] = None,
+        applies_to: AppliesTo = None,
     ) -> Annotated[CallToolResult, MemoryOut]:
-        """Change a memory's text, kind, tags or pinning."""
+        """Change a memory's text, kind, tags, pinning, or when a style applies (applies_to)."""
         user = current_user(app)
         updated = await anyio.to_thread.run_sync(lambda: app.memory.update(
-            user, memory_id, content=content, kind=kind, tags=tags, pinned=pinned))
+            user, memory_id, content=content, kind=kind, tags=tags, pinned=pinned, applies_to=applies_to))
         out = _out(updated)
-        return structured(out, f"Updated {out.memory_id}: {out.content}")
+        when = _when_applies(updated.kind, updated.applies_to, updated.placement)
+        return structured(out, f"Updated {out.memory_id}: {out.content}. {when}")
 
     @domain_errors
     async def delete_memory(memory_id: MemoryId) -> Annotated[CallToolResult, Deleted]:

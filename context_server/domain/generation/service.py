@@ -27,6 +27,7 @@ from context_server.domain.generation.input import GenerationInput
 from context_server.domain.generation.jobs import JobRunner, Jobs
 from context_server.domain.generation.limits import RateLimiter, check_budget
 from context_server.domain.generation.sizing import resolve_size
+from context_server.domain.memory.references import describe_image
 from context_server.domain.sessions import Session, Sessions
 from context_server.errors import ContextServerError, InvalidInput
 from context_server.models import Applied, GenerateResult, Timings
@@ -206,7 +207,8 @@ class GenerationService:
                 result.cost_usd = image.cost_usd
             if image.revised_prompt:
                 result.notes.append(f"{provider.name} revised the prompt to: {image.revised_prompt}")
-            await anyio.to_thread.run_sync(lambda: self._record(user_id, job_id, img, image.seed, result))
+            await anyio.to_thread.run_sync(lambda: self._record(user_id, job_id, img, image.seed, result, kind,
+                                                                 session.id))
             result.timings_ms.provider = round(provider_ms, 2)
             result.timings_ms.total = round((time.perf_counter() - started) * 1000, 2)
             self._save_result(user_id, job_id, result)
@@ -222,7 +224,8 @@ class GenerationService:
         finally:
             self._live.pop(job_id, None)
 
-    def _record(self, user_id: str, job_id: str, img: Any, seed: int | None, result: GenerateResult) -> None:
+    def _record(self, user_id: str, job_id: str, img: Any, seed: int | None, result: GenerateResult,
+                kind: str = "generate", session_id: str | None = None) -> None:
         image_id = secrets.token_hex(16)
         stored = self.files.save(user_id, image_id, img, "png")
         now = now_iso()
@@ -236,7 +239,8 @@ class GenerationService:
             "negative_prompt": result.negative_prompt, "provider": result.provider, "model": result.model,
             "seed": result.seed, "width": stored.width, "height": stored.height, "format": stored.format,
             "path": str(stored.path), "applied": result.applied.model_dump_json(),
-            "incognito": int(result.incognito), "created_at": now,
+            "incognito": int(result.incognito), "created_at": now, "session_id": session_id,
+            **describe_image(self.store, user_id, result.prompt, result.parent_id, kind),
         }
         try:
             with self.store.write() as db:

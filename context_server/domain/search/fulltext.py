@@ -31,7 +31,8 @@ SOURCES: dict[str, dict[str, str]] = {
     },
     "images": {
         "table": "images",
-        "text": "prompt",
+        "text": "coalesce(search_text, prompt)",  # an edit is found by its source's description too
+        "fts_text": "coalesce(t.search_text, t.prompt)",
         "meta": "'image'",
         "indexable": "coalesce(incognito, 0) = 0",
         "fts": "images_fts",
@@ -58,7 +59,7 @@ def fulltext_search(
         return []
     src = SOURCES[collection]
     sql = (
-        f"SELECT t.id, t.{src['text']} AS text, bm25({src['fts']}) AS rank FROM {src['fts']} "
+        f"SELECT t.id, {src.get('fts_text', 't.' + src['text'])} AS text, bm25({src['fts']}) AS rank FROM {src['fts']} "
         f"JOIN {src['table']} t ON t.rowid = {src['fts']}.rowid "
         f"WHERE {src['fts']} MATCH ? AND t.user_id = ? AND {src['indexable']}"
     )
