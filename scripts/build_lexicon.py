@@ -45,6 +45,12 @@ LEXFILES = {5, 6, 8, 10, 13, 14, 15, 17, 18, 19, 20, 27}
 #: Untagged multi-word people, plants, groups and substances ("abstract expressionist", "acacia tree")
 #: are left out: their last word already says what they are, and they would triple the file.
 COMPOUND_LEXFILES = {5, 6, 8, 13, 15, 17}
+TAXA = {"genus", "family", "order", "class", "phylum", "subfamily", "suborder", "subclass", "superfamily",
+        "division", "tribe", "subgenus", "superorder", "infraorder"}
+#: Modifiers that usually describe rather than name: "black cat", "white elephant" (see main()).
+PLAIN_MODIFIERS = {"black", "white", "red", "blue", "green", "yellow", "brown", "grey", "gray", "pink", "purple",
+                   "orange", "golden", "silver", "big", "little", "small", "large", "giant", "great", "old",
+                   "young", "wild", "baby", "tiny", "dark", "light"}
 #: Ancestors too general to say anything about a picture: left out of every closure.
 TOO_GENERAL = {"entity", "physical entity", "abstraction", "object", "whole", "matter", "thing",
                "causal agent", "unit", "physical object", "living thing", "organism", "being"}
@@ -110,13 +116,35 @@ def main() -> None:
                 continue
             if not tagged and " " in lemma and syn["lexfile"] not in COMPOUND_LEXFILES:
                 continue
+            if any(w.split("_", 1)[0] in TAXA for w in syn["words"]):  # type: ignore[attr-defined]
+                continue  # "Canis, genus Canis": a taxon, not a thing anyone draws
             spelled = [w for w in syn["words"] if w.replace("_", " ").lower() == lemma]  # type: ignore[attr-defined]
-            proper = bool(spelled) and all(w[0].isupper() for w in spelled)
-            if proper and not (syn["instance"] and syn["lexfile"] == 6 and " " in lemma):  # landmarks stay units
+            # named individuals (Paris, Einstein) are left out, except landmarks kept as units (Space
+            # Needle); capitalised kinds stay (Great Dane, Dalmatian, Siamese cat)
+            proper = bool(spelled) and all(w[0].isupper() for w in spelled) and bool(syn["instance"])
+            if proper and not (syn["lexfile"] == 6 and " " in lemma):
                 continue
             kept.append(off)
         if kept:
             terms[lemma] = [cid(o) for o in kept]
+
+    def ancestors(offset: str, seen: set[str] | None = None) -> set[str]:
+        seen = set() if seen is None else seen
+        for parent in synsets[offset]["parents"]:  # type: ignore[attr-defined]
+            if parent not in seen:
+                seen.add(parent)
+                ancestors(parent, seen)
+        return seen
+
+    # "a black cat" is a cat, though WordNet's "black cat" is a marten: a compound made of a plain modifier
+    # and a head word also means what its head word means, unless it is a kind of that already.
+    for lemma in [t for t in terms if " " in t and t.split(" ", 1)[0] in PLAIN_MODIFIERS]:
+        head = lemma.rsplit(" ", 1)[1]
+        if head not in terms or index[lemma][1]:
+            continue
+        head_senses = {o.zfill(8) for o in terms[head]}
+        if not any(head_senses & (ancestors(o.zfill(8)) | {o.zfill(8)}) for o in terms[lemma]):
+            terms[lemma] = [*terms[lemma], *terms[head]]
 
     def sense(ref: str) -> list[str]:
         """'word' → that word's kept senses (or a supplement concept); 'word#N' → WordNet sense N."""

@@ -58,6 +58,7 @@ _COLOURS = {
     "brown": {"chocolate", "tan", "bronze", "sepia"},
     "gold": {"golden", "yellow"},
 }
+_ALL_COLOURS = set(_COLOURS) | {shade for shades in _COLOURS.values() for shade in shades}
 
 
 def subjects_text(analysis: Analysis) -> str:
@@ -130,6 +131,9 @@ def _read_subject(subject: str) -> _Query:
     things: list[tuple[str, tuple[int, ...]]] = []
     words: list[str] = []
     for unit in lex.units(subject):
+        if unit.text in _ALL_COLOURS:  # "the blue spaceship": a colour describes, it is not a thing
+            words.append(unit.text)
+            continue
         if unit.concepts:
             things.append((unit.text, unit.concepts))
             continue
@@ -141,10 +145,16 @@ def _read_subject(subject: str) -> _Query:
     return _Query(subject, things, words)
 
 
-def _has_word(analysis: Analysis, word: str) -> bool:
-    if analysis.has_word(word) or analysis.has_word(lexicon().lemma(word)):
-        return True
-    return bool(_COLOURS.get(word, set()) & analysis.words)
+def _has_word(text: str, analysis: Analysis, word: str) -> bool:
+    """Does the description say `word`? A colour is read from the latest part that names one: after
+    "a silver starship; make it blue; make it red" the image is red, no longer silver or blue."""
+    if word in _COLOURS:
+        for part in reversed(text.lower().split(";")):
+            said = set(re.findall(r"[a-z]+", part)) & _ALL_COLOURS
+            if said:
+                return word in said or bool(_COLOURS[word] & said)
+        return False
+    return analysis.has_word(word) or analysis.has_word(lexicon().lemma(word))
 
 
 class References:
@@ -167,29 +177,27 @@ class References:
             raise NotFound(f"no image {text!r}")
         phrase = parse_phrase(text)
         if phrase.session:
-            found = self._in_session(user_id, session, phrase)
-            if found is not None:
-                return found
+            return self._in_session(user_id, session, phrase)
         if phrase.subject:
             return self._by_subject(user_id, phrase)
         rows = self._candidates(user_id, phrase, session_id=None)
         what = "images" + (f" {phrase.when_words}" if phrase.when_words else "")
         if not rows:
             raise NotFound(f"you have no {what} yet" if phrase.when_words else "you have no images yet")
-        lead = "no image in this conversation yet; " if phrase.session else ""
-        return self._pick(user_id, rows, phrase, f"{lead}{{which}} of your {len(rows)} {what}")
+        return self._pick(user_id, rows, phrase, f"{{which}} of your {len(rows)} {what}")
 
     # -- the three ways ---------------------------------------------------------------------------------
 
-    def _in_session(self, user_id: str, session: Session, phrase: Phrase) -> Reference | None:
+    def _in_session(self, user_id: str, session: Session, phrase: Phrase) -> Reference:
+        """Session words point into this conversation only: after a restart "the one you just made" is
+        nothing, and saying so beats guessing (the user's images are one "my last image" away)."""
         rows = self._candidates(user_id, phrase, session_id=session.id)
         if not rows and session.last_image_id:
             row = self._row(user_id, session.last_image_id)
             rows = [row] if row is not None and not row["incognito"] else []
         if not rows:
-            return None  # nothing made in this conversation yet: the user's images are meant
-        if len(rows) < abs(phrase.which) and phrase.which < 0:
-            return None
+            raise NotFound("there is no previous image in this session yet; give an image id or describe it "
+                           "('my last image', 'my last spaceship image')")
         return self._pick(user_id, rows, phrase, "{which} of the " + f"{len(rows)} images made in this conversation")
 
     def _by_subject(self, user_id: str, phrase: Phrase) -> Reference:
@@ -198,9 +206,10 @@ class References:
         lex = lexicon()
         matches = []
         for row in rows:
-            analysis = lex.analyse(row["search_text"] or row["prompt"])
+            text = row["search_text"] or row["prompt"]
+            analysis = lex.analyse(text)
             if all(lex.about(analysis, senses) for _, senses in query.things) and all(
-                    _has_word(analysis, w) for w in query.words):
+                    _has_word(text, analysis, w) for w in query.words):
                 matches.append(row)
         how = ""
         if not matches and not query.known and query.words:
