@@ -96,13 +96,10 @@ class Enricher:
 
     async def _look_up(self, result: Enrichment, user_id: str, session: Session,
                        inp: GenerationInput) -> tuple[StyleChoice, Reference | None]:
-        """The styles for this prompt and the referenced image, looked up at the same time.
-
-        Each lookup embeds its own text and queries its own Chroma collection, in its own worker thread:
-        ONNX Runtime and Chroma release the GIL, so on 2 cores the two overlap. (One batched embedding of
-        both texts was measured slower than two separate ones: the short subject is padded to the
-        prompt's length.) The results are applied in the fixed order afterwards; when both fail, the
-        styles' error is the one raised, as if they had run one after the other."""
+        """The styles for this prompt and the referenced image, looked up at the same time, each in its own
+        worker thread (styles read SQLite and the subject lexicon; a reference may also ask the image index).
+        The results are applied in the fixed order afterwards; when both fail, the styles' error is the one
+        raised, as if they had run one after the other."""
         strength = str(result.profile.get("style_strength") or "light")
         wants_styles = inp.apply_memory and self.styles is not None and strength != "off"
         styles = StyleChoice()

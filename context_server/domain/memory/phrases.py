@@ -112,7 +112,7 @@ def parse_phrase(words: str, now: datetime | None = None) -> Phrase:
     when = None
     when_words = ""
     for pattern, key in _TIME_WORDS:
-        m = re.search(pattern, rest)
+        m = re.search(pattern + r"(?:'s)?", rest)
         if m:
             when = _window(key, m, now or datetime.now().astimezone())
             when_words = m.group(0).strip()

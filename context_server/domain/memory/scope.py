@@ -48,11 +48,12 @@ _SUBJECT_PATTERNS = [
                r"(?P<x>[a-z0-9' -]+?)\s+(?:as|in|with|like|look|looking|[a-z]+y\b|[a-z]+ish\b|cute|small|big|"
                r"tiny|large|chubby|round|flat|simple|minimal|friendly|realistic|detailed)"),
     re.compile(rf"^{_DET}(?P<x>[a-z0-9' -]+?)\s+(?:as|on|against|in\s+front\s+of)\s"),
+    re.compile(rf"\b(?:{_GENRE})\s+of\s+{_DET}(?P<x>[a-z0-9' -]+?)$"),
     re.compile(rf"\b(?:for|in)\s+{_DET}(?P<x>[a-z0-9' -]+?)$"),
 ]
 #: Which patterns need the subject to look like a kind of picture (a plural, or a word like "shots"):
 #: "Food shots: ..." and "Weapons and props as icons" are about subjects, "brand palette: teal" is not.
-_NEEDS_KIND = {3, 5, 6}
+_NEEDS_KIND = {3, 5}
 _NEGATIVE = re.compile(
     r"^(?:please[, ]+)?(?:i\s+)?(?:never|don't|do\s+not|dont|no|avoid|without|stop|hate|dislike)\b"
     r"|^(?:please[, ]+)?(?:i\s+)?(?:never|don't|do\s+not)\s+(?:want|like)\b"
@@ -85,6 +86,9 @@ def read_style(content: str, applies_to: str | None = None) -> StyleScope:
     subject = clean_applies_to(applies_to) if applies_to else _find_subject(low, negative)
     if negative:
         phrase = _negative_phrase(text)
+        if subject and subject != ALWAYS:  # "no text in my logos" → "text"
+            tail = rf"\s+(?:in|for|on)\s+{_DET}{re.escape(subject)}(?:\s+(?:{_GENRE}))?$"
+            phrase = _tidy(re.sub(tail, "", phrase, flags=re.IGNORECASE)) or phrase
     else:
         phrase = _prompt_phrase(text)
         if subject and subject != ALWAYS:  # "Weapons and props as isometric icons" → "isometric icons"

@@ -167,8 +167,9 @@ class MemoryService:
             changes["pinned"] = int(pinned)
         if "content" in changes or "kind" in changes or applies_to is not None:
             # a stated scope stays unless a new one is given; a new text is read again
-            kept = row["applies_to"] if applies_to is None and "content" not in changes and row["kind"] == "style" \
-                else applies_to
+            kept = applies_to
+            if applies_to is None and "content" not in changes and row["kind"] == "style" == new_kind:
+                kept = row["applies_to"]
             changes.update(_scoping(changes.get("content", row["content"]), new_kind, kept))
         if not changes:
             raise InvalidInput("nothing to update: pass content, kind, tags, pinned or applies_to")
