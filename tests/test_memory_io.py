@@ -1,4 +1,4 @@
-"""Bulk memory import/export (domain/memory_io.py) on a real Store, Chroma index and embedder."""
+"""Bulk memory import/export (domain/memory/io.py) on a real Store, Chroma index and embedder."""
 
 from __future__ import annotations
 

@@ -18,11 +18,11 @@ TABLE = re.compile(r"\b(?:from|join|update|into)\s+([a-z_]+)", re.I)
 
 #: (file, start of the statement) → why it spans users.
 ACROSS_USERS = {
-    ("domain/jobs.py", "select * from jobs where status = 'running'"):
+    ("domain/generation/jobs.py", "select * from jobs where status = 'running'"):
         "start-up recovery finds every interrupted job; each is then failed or resumed with its own user_id",
     ("domain/audit.py", "select * from audit order by id desc"):
         "the operator's view of the audit trail (Python API only, never a tool or resource)",
-    **{("domain/indexing.py", start): "the index outbox is one queue for the process: each row carries its own "
+    **{("domain/search/indexing.py", start): "the index outbox is one queue for the process: each row carries its own "
        "user_id and is applied to that user's collection; nothing here answers a user"
        for start in ("SELECT count(*) AS n FROM outbox", "SELECT 1 AS x FROM outbox LIMIT 1",
                      "SELECT * FROM outbox ORDER BY id LIMIT ?", "SELECT max(id) AS top FROM outbox",
