@@ -45,6 +45,8 @@ LEXFILES = {5, 6, 8, 10, 13, 14, 15, 17, 18, 19, 20, 27}
 #: Untagged multi-word people, plants, groups and substances ("abstract expressionist", "acacia tree")
 #: are left out: their last word already says what they are, and they would triple the file.
 COMPOUND_LEXFILES = {5, 6, 8, 13, 15, 17}
+#: Named places and landmarks (Paris, the Sahara, the Space Needle) are kept, with what they are part of.
+PLACES = {6, 15, 17}
 TAXA = {"genus", "family", "order", "class", "phylum", "subfamily", "suborder", "subclass", "superfamily",
         "division", "tribe", "subgenus", "superorder", "infraorder"}
 #: Modifiers that usually describe rather than name: "black cat", "white elephant" (see main()).
@@ -68,13 +70,18 @@ def parse_data(path: Path) -> dict[str, dict[str, object]]:
         words = [parts[4 + 2 * i] for i in range(count)]
         at = 4 + 2 * count
         n_ptr = int(parts[at])
-        parents = []
+        parents, wholes = [], []
         for i in range(n_ptr):
             symbol, target, pos = parts[at + 1 + 4 * i: at + 4 + 4 * i]
             if symbol in ("@", "@i") and pos == "n":
                 parents.append(target)
+            elif symbol == "#p" and pos == "n":
+                wholes.append(target)
+        instance = any(parts[at + 1 + 4 * i] == "@i" for i in range(n_ptr))
+        if instance and lexfile in PLACES:  # the Eiffel Tower is in Paris, Paris in France: a place's
+            parents.extend(wholes)  # picture is a picture of where it is ("the Paris one")
         synsets[offset] = {"lexfile": lexfile, "words": words, "parents": parents, "gloss": gloss.strip(),
-                           "instance": any(parts[at + 1 + 4 * i] == "@i" for i in range(n_ptr))}
+                           "instance": instance}
     return synsets
 
 
@@ -122,9 +129,15 @@ def main() -> None:
             # named individuals (Paris, Einstein) are left out, except landmarks kept as units (Space
             # Needle); capitalised kinds stay (Great Dane, Dalmatian, Siamese cat)
             proper = bool(spelled) and all(w[0].isupper() for w in spelled) and bool(syn["instance"])
-            if proper and not (syn["lexfile"] == 6 and " " in lemma):
+            if proper and syn["lexfile"] not in PLACES:  # people and events by name are not subjects
                 continue
             kept.append(off)
+        lexfiles = [synsets[o]["lexfile"] for o in kept]
+        living = any(f in (5, 20) for f in lexfiles)
+        if kept and living and 13 in lexfiles and (lexfiles[0] in (5, 20) or not tagged):
+            # "a catfish in a pond" is the animal: the food sense of an animal or plant whose first (or, with
+            # no corpus counts, any) sense is the living thing is left out; "chicken", food first, keeps both
+            kept = [o for o in kept if synsets[o]["lexfile"] != 13]
         if kept:
             terms[lemma] = [cid(o) for o in kept]
 

@@ -97,9 +97,15 @@ class Lexicon:
 
     @lru_cache(maxsize=65536)  # noqa: B019 - one Lexicon per process, never freed
     def _closure(self, concept: int) -> frozenset[int]:
+        """The concept and all its parents; iterative, and safe where the supplement makes a topic and a
+        word each other's parent (city ↔ cityscape)."""
         out = {concept}
-        for parent in self.parents[concept]:
-            out |= self._closure(parent)
+        todo = [concept]
+        while todo:
+            for parent in self.parents[todo.pop()]:
+                if parent not in out:
+                    out.add(parent)
+                    todo.append(parent)
         return frozenset(out)
 
     def correct(self, word: str) -> str | None:

@@ -119,10 +119,23 @@ def parse_phrase(words: str, now: datetime | None = None) -> Phrase:
             rest = rest[:m.start()] + " " + rest[m.end():]
             break
     session = before_that or bool(_SESSION.search(rest))
-    subject = " ".join(_FILLER.sub(" ", rest).split())
+    rest = _protect_compounds(rest)
+    subject = " ".join(_FILLER.sub(" ", rest).split()).replace("_", " ")
     subject = re.sub(r"^(?:and|or|to|in|at|on|for|by)\b\s*|\s*\b(?:and|or|to|in|at|on|for|by)$", "", subject)
     return Phrase(text=text, which=-1 if which is None else which, session=session and not subject,
                   subject=subject.strip(), when=when, when_words=when_words)
+
+
+def _protect_compounds(text: str) -> str:
+    """Join the words of multi-word lexicon entries ("ship in a bottle") so filler removal keeps them whole."""
+    from context_server.domain.memory.lexicon import lexicon, tokens
+
+    words = tokens(text)
+    out = []
+    for unit in lexicon().units(text):
+        span = words[unit.start:unit.end]
+        out.append("_".join(span) if len(span) > 1 else span[0])
+    return " " + " ".join(out) + " "
 
 
 def _window(key: str, m: re.Match[str], now: datetime) -> tuple[datetime, datetime]:
@@ -142,8 +155,9 @@ def _window(key: str, m: re.Match[str], now: datetime) -> tuple[datetime, dateti
         return today, today + day
     if key == "this_week":
         return today - timedelta(days=today.weekday()), today + day
-    if key == "last_week":
-        return today - 14 * day, today  # the two weeks before today: what people mean by it
+    if key == "last_week":  # the calendar week before this one (Monday to Sunday)
+        monday = today - timedelta(days=today.weekday())
+        return monday - 7 * day, monday
     if key == "last_month":
         return today - 62 * day, today
     raw = m.group(1)

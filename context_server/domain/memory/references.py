@@ -131,7 +131,8 @@ def _read_subject(subject: str) -> _Query:
     things: list[tuple[str, tuple[int, ...]]] = []
     words: list[str] = []
     for unit in lex.units(subject):
-        if unit.text in _ALL_COLOURS:  # "the blue spaceship": a colour describes, it is not a thing
+        if unit.text in _COLOURS or (unit.text in _ALL_COLOURS and not unit.concepts):
+            # "the blue spaceship": a colour describes, it is not a thing (a rose stays a rose)
             words.append(unit.text)
             continue
         if unit.concepts:
