@@ -41,10 +41,11 @@ VERSION = "wn3.0-s1"
 #: animal, artifact, body, communication, food, group (forests, galaxies), location, object, person, phenomenon, plant, substance
 LEXFILES = {5, 6, 8, 10, 13, 14, 15, 17, 18, 19, 20, 27}
 #: Rare (untagged) multi-word names are kept only for things drawn as such: animals ("golden retriever"),
-#: artifacts ("hot dog stand", "Space Needle"), body, food ("hot dog"), locations and natural objects.
+#: artifacts ("hot dog stand", "Space Needle"), body, food ("hot dog"), locations, natural objects and
+#: phenomena ("northern lights").
 #: Untagged multi-word people, plants, groups and substances ("abstract expressionist", "acacia tree")
 #: are left out: their last word already says what they are, and they would triple the file.
-COMPOUND_LEXFILES = {5, 6, 8, 13, 15, 17}
+COMPOUND_LEXFILES = {5, 6, 8, 13, 15, 17, 19}
 #: Named places and landmarks (Paris, the Sahara, the Space Needle) are kept, with what they are part of.
 PLACES = {6, 15, 17}
 TAXA = {"genus", "family", "order", "class", "phylum", "subfamily", "suborder", "subclass", "superfamily",
@@ -78,11 +79,20 @@ def parse_data(path: Path) -> dict[str, dict[str, object]]:
             elif symbol == "#p" and pos == "n":
                 wholes.append(target)
         instance = any(parts[at + 1 + 4 * i] == "@i" for i in range(n_ptr))
-        if instance and lexfile in PLACES:  # the Eiffel Tower is in Paris, Paris in France: a place's
-            parents.extend(wholes)  # picture is a picture of where it is ("the Paris one")
         synsets[offset] = {"lexfile": lexfile, "words": words, "parents": parents, "gloss": gloss.strip(),
-                           "instance": instance}
+                           "instance": instance, "wholes": wholes}
+    # the Eiffel Tower is in Paris, Paris in France: a named place's picture is a picture of where it is
+    # ("the Paris one"); only into cities, regions and countries, so Tokyo is not an island's landscape
+    for syn in synsets.values():
+        if syn["instance"] and syn["lexfile"] in PLACES:
+            syn["parents"] = [*syn["parents"], *(w for w in syn["wholes"] if _is_area(synsets, w))]
     return synsets
+
+
+def _is_area(synsets: dict[str, dict[str, object]], offset: str) -> bool:
+    """A city, region or country, not a natural object (Honshu is an island: Tokyo is no island scene)."""
+    syn = synsets[offset]
+    return syn["lexfile"] == 15 and all(synsets[p]["lexfile"] != 17 for p in syn["parents"])  # type: ignore[attr-defined]
 
 
 def parse_index(path: Path) -> dict[str, tuple[list[str], int]]:
@@ -138,6 +148,11 @@ def main() -> None:
             # "a catfish in a pond" is the animal: the food sense of an animal or plant whose first (or, with
             # no corpus counts, any) sense is the living thing is left out; "chicken", food first, keeps both
             kept = [o for o in kept if synsets[o]["lexfile"] != 13]
+        if kept and not any(synsets[o]["lexfile"] in (5, 20) for o in kept):
+            # "whale" is first a very large person in the corpus counts; a picture of a whale is the animal
+            living = next((o for o in offsets if synsets[o]["lexfile"] in (5, 20) and o not in kept), None)
+            if living is not None and tagged:
+                kept.append(living)
         if kept:
             terms[lemma] = [cid(o) for o in kept]
 

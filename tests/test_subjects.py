@@ -43,8 +43,7 @@ def test_time_words_are_windows_of_the_local_day() -> None:
     morning = parse_phrase("this morning's bike image", now=NOW)
     assert morning.when == (today, today + timedelta(hours=12)) and morning.subject == "bike"
     week = parse_phrase("my bicycle picture from last week", now=NOW)
-    monday = today - timedelta(days=today.weekday())
-    assert week.when == (monday - timedelta(days=7), monday) and week.subject == "bicycle"
+    assert week.when == (today - timedelta(days=14), today - timedelta(days=1)) and week.subject == "bicycle"
     assert parse_phrase("the ship in a bottle", now=NOW).subject == "ship in a bottle"
 
 

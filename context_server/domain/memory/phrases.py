@@ -155,9 +155,8 @@ def _window(key: str, m: re.Match[str], now: datetime) -> tuple[datetime, dateti
         return today, today + day
     if key == "this_week":
         return today - timedelta(days=today.weekday()), today + day
-    if key == "last_week":  # the calendar week before this one (Monday to Sunday)
-        monday = today - timedelta(days=today.weekday())
-        return monday - 7 * day, monday
+    if key == "last_week":  # about a week ago: the two weeks before yesterday (yesterday is "yesterday")
+        return today - 14 * day, today - day
     if key == "last_month":
         return today - 62 * day, today
     raw = m.group(1)

@@ -136,7 +136,7 @@ def _read_subject(subject: str) -> _Query:
             words.append(unit.text)
             continue
         if unit.concepts:
-            things.append((unit.text, unit.concepts))
+            things.append((unit.text, _own_senses(unit.text, unit.concepts)))
             continue
         fixed = lex.correct(unit.text)
         if fixed is not None:
@@ -144,6 +144,16 @@ def _read_subject(subject: str) -> _Query:
         elif unit.text not in {"and", "or", "in", "on", "at", "with", "of", "for", "by", "to"}:
             words.append(unit.text)
     return _Query(subject, things, words)
+
+
+def _own_senses(text: str, senses: tuple[int, ...]) -> tuple[int, ...]:
+    """A compound the lexicon also reads as its head word ("black cat" is a cat in a picture) means only
+    itself when asked for: "my big cat photo" is the tiger, not the kitten."""
+    if " " not in text:
+        return senses
+    head = lexicon().terms.get(text.rsplit(" ", 1)[1], ())
+    own = tuple(c for c in senses if c not in head)
+    return own if own and len(own) < len(senses) else senses
 
 
 def _has_word(text: str, analysis: Analysis, word: str) -> bool:
