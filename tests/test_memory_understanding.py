@@ -67,6 +67,9 @@ async def test_first_and_session_words_pick_by_time(client: Client) -> None:
     assert (await ref(client, "the one you just made"))["image_id"] == ids["a wordmark for a startup"]
     assert (await ref(client, "the one before that"))["image_id"] == ids["a vintage car on a coast road"]
     assert (await ref(client, "my second cat picture"))["image_id"] == ids["a black cat in the moonlight"]
+    before = await ref(client, "the one before the black cat")
+    assert before["image_id"] == ids["a logo for a coffee shop"]
+    assert before["reason"] == "made just before the black cat image"
 
 
 async def test_a_kind_counts_as_its_category(client: Client) -> None:

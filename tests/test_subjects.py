@@ -37,6 +37,13 @@ def test_a_phrase_is_read_into_which_where_and_what(words: str, which: int, sess
     assert (phrase.which, phrase.session, phrase.subject) == (which, session, subject)
 
 
+def test_before_and_after_name_the_image_next_to_another() -> None:
+    phrase = parse_phrase("the one before the lighthouse", now=NOW)
+    assert (phrase.anchor, phrase.step, phrase.which) == ("lighthouse", -1, -1)
+    assert parse_phrase("the image after my first cat picture", now=NOW).step == 1
+    assert parse_phrase("the one before that", now=NOW).anchor == ""
+
+
 def test_time_words_are_windows_of_the_local_day() -> None:
     today = NOW.replace(hour=0)
     assert parse_phrase("the bike from yesterday", now=NOW).when == (today - timedelta(days=1), today)

@@ -66,6 +66,9 @@ class Phrase:
     subject: str = ""
     when: tuple[datetime, datetime] | None = None
     when_words: str = ""
+    #: "the one before the lighthouse": the image made just before (-1) or after (+1) the one `anchor` names
+    anchor: str = ""
+    step: int = 0
 
     @property
     def which_words(self) -> str:
@@ -81,6 +84,14 @@ class Phrase:
 def parse_phrase(words: str, now: datetime | None = None) -> Phrase:
     """Read `words` (see the module docstring); `now` is an aware local time (default: the local clock)."""
     text = " ".join(words.lower().replace("’", "'").split()).strip(" .!?,;:\"'")
+    relative = re.fullmatch(r"(?:the\s+)?(?:one|image|picture|pic|photo)?\s*(?:i\s+made\s+|you\s+made\s+)?(?:just\s+)?"
+                            r"(before|after)\s+(?!that\b|this\b|it\b|the\s+(?:previous|last)\s+one\b)(.+)", text)
+    if relative:
+        anchor = parse_phrase(relative.group(2), now)
+        if anchor.subject:
+            return Phrase(text=text, subject=anchor.subject, when=anchor.when, when_words=anchor.when_words,
+                          which=anchor.which, anchor=anchor.subject,
+                          step=-1 if relative.group(1) == "before" else 1)
     rest = f" {text} "
     which: int | None = None
     for pattern, fixed in _FROM_NEWEST:

@@ -189,6 +189,8 @@ class References:
         phrase = parse_phrase(text)
         if phrase.session:
             return self._in_session(user_id, session, phrase)
+        if phrase.anchor:
+            return self._next_to(user_id, phrase)
         if phrase.subject:
             return self._by_subject(user_id, phrase)
         rows = self._candidates(user_id, phrase, session_id=None)
@@ -233,6 +235,28 @@ class References:
         if len(matches) == 1:
             template = f"the only {phrase.subject} image{when}{how}"
         return self._pick(user_id, matches, phrase, template)
+
+    def _next_to(self, user_id: str, phrase: Phrase) -> Reference:
+        """"the one before the lighthouse": the image made just before (or after) the one the words name."""
+        anchor = self._by_subject(user_id, phrase)
+        at = anchor.row
+        older = phrase.step < 0
+        row = self.store.one(
+            "select * from images where user_id = ? and incognito = 0 and "
+            + ("(created_at < ? or (created_at = ? and rowid < ?)) order by created_at desc, rowid desc"
+               if older else "(created_at > ? or (created_at = ? and rowid > ?)) order by created_at, rowid")
+            + " limit 1", [user_id, at["created_at"], at["created_at"], self._rowid(at["id"])])
+        if row is None:
+            raise NotFound(f"no image of yours was made {'before' if older else 'after'} {anchor.prompt!r} "
+                           f"(image_id {anchor.image_id})")
+        reason = f"made just {'before' if older else 'after'} the {anchor.reason.replace('the only ', '')}"
+        return Reference(row["id"], _description(row), 1.0, row,
+                         [{"image_id": anchor.image_id, "prompt": anchor.prompt, "created_at": at["created_at"]}],
+                         reason)
+
+    def _rowid(self, image_id: str) -> int:
+        found = self.store.one("select rowid from images where id = ?", [image_id])
+        return int(found["rowid"]) if found else 0
 
     def _by_meaning(self, user_id: str, phrase: Phrase) -> list[dict[str, Any]]:
         try:
