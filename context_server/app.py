@@ -95,7 +95,8 @@ class App:
         # Remote image fetches get a client of their own (no base URL, no provider auth headers), made on
         # first use: most sessions never fetch a URL, and a client costs ~30 ms of start-up.
         fetch_clients: list[httpx.AsyncClient] = []
-        registry = ProviderRegistry(providers if providers is not None else default_providers(settings, http))
+        registry = ProviderRegistry(providers if providers is not None else default_providers(settings, http),
+                                    default=settings.default_provider)
         embedder = embedder or Embedder(settings.embed_threads, cache_dir=settings.models_path)
         indexer = Indexer.for_settings(settings, store, embedder)
         memory = MemoryService(store, indexer)

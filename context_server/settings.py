@@ -13,7 +13,10 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["ENV_VARS", "Settings"]
+__all__ = ["ENV_VARS", "PROVIDER_NAMES", "Settings"]
+
+#: The providers this server can be built with (`adapters/providers/`), for settings that name one.
+PROVIDER_NAMES = ("placeholder", "openai", "stability", "sd_webui", "replicate")
 
 #: Every setting read from the environment, with what it does (kept in step with docs/configuration.md).
 ENV_VARS: dict[str, str] = {
@@ -22,7 +25,11 @@ ENV_VARS: dict[str, str] = {
     "CONTEXT_SERVER_WAIT_SECONDS": "How long generate_image waits before returning status running (default 45).",
     "CONTEXT_SERVER_SESSION_IDLE_SECONDS": "Idle time after which a session's layer expires (default 3600).",
     "CONTEXT_SERVER_RATE_LIMIT_PER_MINUTE": "Generations per user per minute (default 30; 0 disables).",
+    "CONTEXT_SERVER_DEFAULT_PROVIDER": "Provider for calls that name none and whose profile sets none: "
+    "placeholder (default), openai, stability, sd_webui or replicate.",
     "CONTEXT_SERVER_LOG_LEVEL": "Log level for stderr logs (default INFO).",
+    "CONTEXT_SERVER_MAX_FRAME_BYTES": "Largest stdio line (one JSON-RPC frame) accepted, in bytes (default 4194304, "
+                                      "4 MiB); a longer line is refused with a JSON-RPC error and never held whole.",
     "CONTEXT_SERVER_EMBED_THREADS": "Threads for torch/BLAS in the embedder (default: cores, at most 2).",
     "CONTEXT_SERVER_ALLOWED_HOSTS": "Comma-separated Host values accepted over HTTP ('name:*' for any port); "
                                     "required off loopback, added to the loopback names on loopback.",
@@ -74,6 +81,10 @@ class Settings:
     session_idle_seconds: float = 3600.0
     rate_limit_per_minute: int = 30
     log_level: str = "INFO"
+    #: Largest stdio line accepted (see server/frames.py).
+    max_frame_bytes: int = 4 * 1024 * 1024
+    #: Provider for calls that name none and whose profile sets none (the bundle's "default provider").
+    default_provider: str = "placeholder"
     embed_threads: int = 2
     #: Where the embedding model's ONNX export is kept; None: `models/` in the platform user-cache dir.
     model_cache: Path | None = None
@@ -96,6 +107,8 @@ class Settings:
             "session_idle_seconds": _float(env, "CONTEXT_SERVER_SESSION_IDLE_SECONDS", 3600.0),
             "rate_limit_per_minute": _int(env, "CONTEXT_SERVER_RATE_LIMIT_PER_MINUTE", 30),
             "log_level": env.get("CONTEXT_SERVER_LOG_LEVEL", "INFO").upper(),
+            "max_frame_bytes": _int(env, "CONTEXT_SERVER_MAX_FRAME_BYTES", 4 * 1024 * 1024),
+            "default_provider": env.get("CONTEXT_SERVER_DEFAULT_PROVIDER", "").strip() or "placeholder",
             "embed_threads": _int(env, "CONTEXT_SERVER_EMBED_THREADS", min(os.cpu_count() or 1, 2)),
             "model_cache": Path(env["CONTEXT_SERVER_MODEL_CACHE"]).expanduser().resolve()
             if env.get("CONTEXT_SERVER_MODEL_CACHE") else None,
@@ -121,6 +134,11 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.wait_seconds < 0:
             raise ValueError("CONTEXT_SERVER_WAIT_SECONDS must be 0 or more")
+        if settings.max_frame_bytes < 1024:
+            raise ValueError("CONTEXT_SERVER_MAX_FRAME_BYTES must be at least 1024 (bytes)")
+        if settings.default_provider not in PROVIDER_NAMES:
+            raise ValueError(f"CONTEXT_SERVER_DEFAULT_PROVIDER must be one of {', '.join(PROVIDER_NAMES)}, "
+                             f"got {settings.default_provider!r}")
         if settings.vector_cache_mb < 0:
             raise ValueError("CONTEXT_SERVER_VECTOR_CACHE_MB must be 0 (off) or more")
         return settings

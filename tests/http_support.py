@@ -15,7 +15,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from context_server.app import App
-from context_server.server.http import build_http_app
+from context_server.server.http import build_http_app, uvicorn_config
 
 INITIALIZE = {
     "jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -43,7 +43,7 @@ class RunningServer:
 @asynccontextmanager
 async def serve(app: App, *, auth: bool = True) -> AsyncIterator[RunningServer]:
     _, asgi = build_http_app(app, host="127.0.0.1", port=0, auth=auth)
-    config = uvicorn.Config(asgi, host="127.0.0.1", port=0, log_config=None, lifespan="on")
+    config = uvicorn_config(asgi, host="127.0.0.1", port=0, lifespan="on")
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # uvicorn < 0.29
     async with anyio.create_task_group() as tg:

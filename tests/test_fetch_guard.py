@@ -119,8 +119,19 @@ async def test_redirect_to_a_name_resolving_private_is_refused() -> None:
     handler = Recorder(
         {"images.example/a.png": httpx.Response(301, headers={"location": "https://evil.example/"})}
     )
-    with pytest.raises(InvalidInput, match="private"):
+    with pytest.raises(InvalidInput, match="must be public") as refused:
         await fetch("https://images.example/a.png", handler)
+    assert "10.1.2.3" not in str(refused.value) and "private" not in str(refused.value).split(";")[0]
+
+
+@pytest.mark.parametrize("name", ["evil.example", "mixed.example", "v6.example"])
+async def test_a_refusal_names_the_rule_never_what_a_name_resolved_to(name: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        await fetch(f"https://{name}/a.png", Recorder())
+    text = str(refused.value)
+    assert f"host {name!r}" in text and "must be public" in text
+    for answer in ("10.1.2.3", "127.0.0.1", "192.168", "::ffff", "loopback", "private address"):
+        assert answer not in text
 
 
 async def test_redirect_to_plain_http_is_refused() -> None:

@@ -143,10 +143,14 @@ async def _pin(url: httpx.URL, resolver: Resolver, insecure: bool) -> tuple[http
         try:
             ip = ipaddress.ip_address(raw)
         except ValueError:
-            raise InvalidInput(f"the image host {host!r} resolved to a non-address {raw!r}") from None
-        reason = check_address(ip)
-        if reason and not insecure:
-            raise InvalidInput(f"the image URL host {host!r} resolves to {reason}; {_ALLOWED}")
+            raise InvalidInput(f"the image host {host!r} did not resolve to a usable address; {_ALLOWED}") from None
+        # For a name, the message states the rule and never the answer: on a team server, echoing what an
+        # internal name resolves to (or which kind of address it is) would let a user map the network.
+        if check_address(ip) and not insecure:
+            if literal is not None:
+                raise InvalidInput(f"the image URL host {host!r} is {check_address(ip)}; {_ALLOWED}")
+            raise InvalidInput(f"the image URL host {host!r} does not resolve only to public addresses "
+                               f"(every address a host name resolves to must be public); {_ALLOWED}")
         checked.append(ip)
     target = url.copy_with(host=str(checked[0]))
     host_header = host if url.port is None else f"{host}:{url.port}"

@@ -3,6 +3,12 @@
 Files live in `images/<user>/<id>.<ext>`: written to a temporary file, fsynced, then renamed, so a crash
 never leaves a half-written image under a real name. Every image is re-encoded before it is stored
 (metadata stripped), and decoding refuses anything but PNG/JPEG/WEBP under 16.8 Mpx.
+
+Full-size pixels are the server's largest memory cost (a 4096x4096 RGBA image is 64 MiB decoded, about
+130 MiB while it is re-encoded), so work on them holds one of `MAX_FULL_SIZE_IMAGES` process-wide slots
+(`full_size_image()`; images of at most `SMALL_PIXELS` take none): four 4096² images at once queue
+instead of adding up. Slots are taken on worker
+threads, never on the event loop. The figure is measured by `bench/decode_memory.py`.
 """
 
 from __future__ import annotations
@@ -12,7 +18,10 @@ import io
 import os
 import re
 import tempfile
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +29,18 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from context_server.errors import InvalidInput, NotFound
 
-__all__ = ["MAX_PIXELS", "ImageFiles", "StoredFile", "decode_image", "encode_image", "stored_png"]
+__all__ = [
+    "MAX_FULL_SIZE_IMAGES",
+    "MAX_PIXELS",
+    "ImageFiles",
+    "StoredFile",
+    "decode_image",
+    "encode_image",
+    "full_size_image",
+    "image_pixels",
+    "reencode_png",
+    "stored_png",
+]
 
 MAX_PIXELS = 16_800_000
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
@@ -28,6 +48,38 @@ VIEW_FORMATS = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg", 
 PREVIEW_SIDE = 512
 PREVIEW_BYTES = 150_000
 MAX_VIEW_SIDE = 4096
+#: Full-size images decoded (or drawn) at once in this process; see the module docstring.
+MAX_FULL_SIZE_IMAGES = 1
+#: Images of at most this many pixels (1024x1024: ~4 MiB decoded) take no slot: they cannot add up to much.
+SMALL_PIXELS = 1024 * 1024
+# Process-wide on purpose: it bounds this process's memory, which every server in it shares.
+_FULL_SIZE_SLOTS = threading.BoundedSemaphore(MAX_FULL_SIZE_IMAGES)
+
+
+@contextmanager
+def full_size_image(pixels: int | None = None) -> Iterator[None]:
+    """Hold one full-size slot for the block (blocks while all are taken: call it on a worker thread).
+    `pixels`, when known, lets a small image through without one."""
+    if pixels is not None and pixels <= SMALL_PIXELS:
+        yield
+        return
+    with _FULL_SIZE_SLOTS:
+        yield
+
+
+def image_pixels(data: bytes) -> int | None:
+    """width x height from an image's header (nothing decoded), or None when the header is unreadable."""
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            return int(header.width * header.height)
+    except Exception:
+        return None
+
+
+def reencode_png(data: bytes, *, what: str = "image") -> bytes:
+    """Untrusted bytes decoded with the limits and re-encoded as a clean PNG, holding a full-size slot."""
+    with full_size_image(image_pixels(data)):
+        return encode_image(decode_image(data, what=what), "png")
 
 
 def decode_image(data: bytes, *, what: str = "image") -> Image.Image:
@@ -50,7 +102,7 @@ def decode_image(data: bytes, *, what: str = "image") -> Image.Image:
         raise InvalidInput(f"the {what} is not a PNG, JPEG or WEBP image") from None
     except Exception as exc:  # decoders raise many types (SyntaxError, ValueError, struct.error, ...)
         raise InvalidInput(f"the {what} could not be decoded ({type(exc).__name__}); send a valid PNG, JPEG or WEBP") from None
-    img = ImageOps.exif_transpose(img) or img
+    ImageOps.exif_transpose(img, in_place=True)  # in place: a returned copy is another full-size buffer
     if img.mode not in ("RGB", "RGBA"):
         img = img.convert("RGBA" if "A" in img.getbands() or img.mode == "P" else "RGB")
     return img
@@ -61,7 +113,10 @@ def encode_image(img: Image.Image, fmt: str = "png", quality: int = 90) -> bytes
     fmt = fmt.lower()
     if fmt == "jpg":
         fmt = "jpeg"
-    clean = Image.frombytes(img.mode, img.size, img.tobytes())
+    # A copy with no `info` carries the pixels only: the EXIF, ICC and text that savers read from `info`
+    # are gone. (`frombytes(tobytes())` did the same through a third full-size buffer: +64 MiB at 4096².)
+    clean = img.copy()
+    clean.info = {}
     if fmt == "jpeg" and clean.mode != "RGB":
         clean = clean.convert("RGB")
     buf = io.BytesIO()
@@ -92,7 +147,7 @@ def stored_png(data: bytes, *, what: str = "image") -> bytes:
                 return data
     except Exception:  # not a PNG, or a header Pillow refuses: the full path says what is wrong
         pass
-    return encode_image(decode_image(data, what=what), "png")
+    return reencode_png(data, what=what)
 
 
 @dataclass(frozen=True)
@@ -162,8 +217,17 @@ class ImageFiles:
         cached = self._preview_path(path)
         if cached.exists():
             return cached.read_bytes()
-        img = self.load(path)
-        img.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+        with full_size_image():
+            img = self.load(path)
+            img.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+        return self._cache_preview(cached, img)
+
+    def save_preview(self, path: Path, img: Image.Image) -> None:
+        """Write the preview of a just-saved image from its pixels in memory (no second decode)."""
+        small = img if max(img.size) <= PREVIEW_SIDE else ImageOps.contain(img, (PREVIEW_SIDE, PREVIEW_SIDE))
+        self._cache_preview(self._preview_path(path), small)
+
+    def _cache_preview(self, cached: Path, img: Image.Image) -> bytes:
         data = b""
         for quality in (85, 75, 60, 45, 30):
             data = encode_image(img, "jpeg", quality=quality)
@@ -195,11 +259,12 @@ class ImageFiles:
             raise InvalidInput(f"quality must be between 1 and 100, got {quality}")
         if width is None and height is None and format is None and quality is None:
             return path.read_bytes(), VIEW_FORMATS[fmt]
-        img = self.load(path)
-        if width and height:
-            img = ImageOps.fit(img, (width, height), Image.Resampling.LANCZOS)
-        elif width:
-            img = img.resize((width, max(1, round(img.height * width / img.width))), Image.Resampling.LANCZOS)
-        elif height:
-            img = img.resize((max(1, round(img.width * height / img.height)), height), Image.Resampling.LANCZOS)
-        return encode_image(img, fmt, quality=quality or 90), VIEW_FORMATS[fmt]
+        with full_size_image():
+            img = self.load(path)
+            if width and height:
+                img = ImageOps.fit(img, (width, height), Image.Resampling.LANCZOS)
+            elif width:
+                img = img.resize((width, max(1, round(img.height * width / img.width))), Image.Resampling.LANCZOS)
+            elif height:
+                img = img.resize((max(1, round(img.width * height / img.height)), height), Image.Resampling.LANCZOS)
+            return encode_image(img, fmt, quality=quality or 90), VIEW_FORMATS[fmt]

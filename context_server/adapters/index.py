@@ -16,22 +16,22 @@ Plain queries are answered from exact in-process copies of the collections in us
 (`vector_cache.py`): Chroma's ~2 ms fixed cost a query was a quarter of a generation's enrichment.
 
 Two processes opening one Chroma directory corrupt it silently, so only the process holding `IndexLock`
-(an `fcntl.flock` on `<home>/chroma.lock`) may open the `PersistentClient`; the others retry later with
+(an OS file lock on `<home>/chroma.lock`, through `filelock`) may open the `PersistentClient`; the others retry later with
 `try_acquire()`. Any Chroma failure is raised as `IndexDamaged`, so the caller can rebuild.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
-import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from filelock import FileLock, Timeout
 
 from context_server.adapters.vector_cache import VectorCache
 from context_server.settings import Settings
@@ -70,43 +70,36 @@ def collection_name(user_id: str, kind: str) -> str:
 
 
 class IndexLock:
-    """Who may open the Chroma directory: a non-blocking `flock` held for the life of the process.
+    """Who may open the Chroma directory: a non-blocking OS file lock held for the life of the process.
 
-    flock locks belong to the open file, so a second `IndexLock` on the same path fails even within one
-    process, and the kernel drops the lock when the holder dies (no stale lock files to clean up).
+    `filelock` takes `flock` on POSIX and `LockFileEx` on Windows. Both belong to the open file, so a second
+    `IndexLock` on the same path fails even within one process, and the OS drops the lock when the holder
+    dies (no stale lock files to clean up).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._handle: IO[str] | None = None
+        # thread_local=False: the server takes the lock in one thread and may release it from another.
+        self._lock = FileLock(str(path), timeout=0, thread_local=False)
 
     @property
     def held(self) -> bool:
-        return self._handle is not None
+        return self._lock.is_locked
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free; never blocks. True when this object holds it (now or already)."""
-        if self._handle is not None:
+        if self._lock.is_locked:
             return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")  # noqa: SIM115 - kept open while the lock is held
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
+            self._lock.acquire(timeout=0)
+        except Timeout:
             return False
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._handle = handle
         return True
 
     def release(self) -> None:
-        if self._handle is not None:
-            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
+        if self._lock.is_locked:
+            self._lock.release(force=True)
 
 
 class VectorIndex:

@@ -132,8 +132,10 @@ async def _serve_stdio(settings: Settings) -> None:
     finally:
         gc.freeze()
         gc.enable()
+    from context_server.server.stdio import serve_stdio
+
     try:
-        await server.run_stdio_async()
+        await serve_stdio(server, settings.max_frame_bytes)
     finally:
         await app.aclose()
 

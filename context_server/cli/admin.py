@@ -140,7 +140,7 @@ async def _demo_session(app: Any) -> None:
                                        f"{made[0]['image_id']}")
         click.echo(f"\n\"{reference}\" found image {made[0]['image_id']} (step 2) by meaning, not by id.")
         click.echo("Next: `context-server images list`, `context-server memories list`, and "
-                   "`context-server config claude-desktop` to use it from Claude.")
+                   "`context-server config claude-desktop --install` to use it from Claude Desktop.")
 
 
 def _print_result(result: dict[str, Any]) -> None:

@@ -10,6 +10,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+import anyio
+import anyio.to_thread
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.types import CallToolResult
 
@@ -47,7 +49,11 @@ class AuditMiddleware:
             outcome = "error" if _is_error(result) else "ok"
             return result
         finally:
-            self._record(tool, outcome, (time.perf_counter() - started) * 1000)
+            # A write transaction (an fsync, and a wait for any other writer) on a worker thread: on the event
+            # loop it held up every other session's call meanwhile.
+            duration_ms = (time.perf_counter() - started) * 1000
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._record, tool, outcome, duration_ms)
 
     def _record(self, tool: str, outcome: str, duration_ms: float) -> None:
         try:

@@ -21,16 +21,19 @@ from mcp.server.transport_security import (
     TransportSecuritySettings,
 )
 from starlette.requests import Request
+from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from context_server.app import App
 from context_server.domain.users import Users
 from context_server.errors import InvalidInput
+from context_server.server.frames import HttpFrameGuard
 from context_server.server.mcp_server import ContextServer, build_server
 from context_server.settings import Settings
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "MAX_HEADER_BYTES",
     "HostOriginGuard",
     "UserTokenVerifier",
     "build_http_app",
@@ -38,12 +41,15 @@ __all__ = [
     "is_loopback",
     "serve_http",
     "transport_security",
+    "uvicorn_config",
 ]
 
 log = logging.getLogger(__name__)
 
 #: SPEC §8: an HTTP request body is at most 4 MiB (the SDK's default, named here so it cannot drift).
 MAX_BODY_BYTES = DEFAULT_MAX_REQUEST_BODY_SIZE
+#: The request line plus headers of one HTTP request, at most (uvicorn's h11 limit; browsers send ~1-2 KiB).
+MAX_HEADER_BYTES = 16 * 1024
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
 
@@ -97,7 +103,9 @@ class UserTokenVerifier(TokenVerifier):
 
 
 class HostOriginGuard:
-    """Checks Host and Origin on every HTTP request, ahead of authentication and on every path.
+    """Checks the size of the request head, then Host and Origin, on every HTTP request, ahead of
+    authentication and on every path. (uvicorn's h11 limit bounds what it buffers while a head arrives, but
+    lets through a head that arrives whole in one read; this check is exact: 431 past `MAX_HEADER_BYTES`.)
 
     The SDK runs the same check inside the MCP endpoint, after the bearer check; running it first also
     covers requests without a token and any path other than `/mcp`. Statuses follow the SDK: 421 for
@@ -110,6 +118,11 @@ class HostOriginGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            head = sum(len(name) + len(value) + 4 for name, value in scope["headers"]) + len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+            if head > MAX_HEADER_BYTES:
+                await PlainTextResponse(f"Request header fields too large: at most {MAX_HEADER_BYTES // 1024} KiB",
+                                        status_code=431)(scope, receive, send)
+                return
             refused = await self.security.validate_request(Request(scope), is_post=False)
             if refused is not None:
                 await refused(scope, receive, send)
@@ -147,7 +160,29 @@ def build_http_app(app: App, *, host: str, port: int, auth: bool = True,
         extend(server)
     starlette = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security, host=host,
                                            max_request_body_size=MAX_BODY_BYTES)
+    _guard_frames(starlette)
     return server, HostOriginGuard(starlette, security)
+
+
+def _guard_frames(starlette: Any) -> None:
+    """Put `HttpFrameGuard` in front of the MCP endpoint, behind the bearer check when there is one, so a
+    caller without a token still gets 401 first, whatever its body."""
+    for route in starlette.routes:
+        if getattr(route, "path", None) != "/mcp":
+            continue
+        holder = route.app if hasattr(route.app, "app") else route  # RequireAuthMiddleware(endpoint) or the endpoint
+        holder.app = HttpFrameGuard(holder.app, MAX_BODY_BYTES)
+        return
+    raise RuntimeError("the SDK's Streamable HTTP app has no /mcp route to guard")
+
+
+def uvicorn_config(asgi: ASGIApp, *, host: str, port: int, **options: Any) -> Any:
+    """uvicorn's settings for this server: h11 (whose header cap is configurable, unlike httptools'), request
+    heads capped at `MAX_HEADER_BYTES` (a larger one is refused with 400 before any of it reaches the app)."""
+    import uvicorn
+
+    return uvicorn.Config(asgi, host=host, port=port, log_config=None, server_header=False, http="h11",
+                          h11_max_incomplete_event_size=MAX_HEADER_BYTES, **options)
 
 
 async def serve_http(app: App, *, host: str, port: int, auth: bool = True,
@@ -156,8 +191,7 @@ async def serve_http(app: App, *, host: str, port: int, auth: bool = True,
     import uvicorn
 
     _, asgi = build_http_app(app, host=host, port=port, auth=auth, extend=extend)
-    config = uvicorn.Config(asgi, host=host, port=port, log_config=None, server_header=False,
-                            log_level=app.settings.log_level.lower())
+    config = uvicorn_config(asgi, host=host, port=port, log_level=app.settings.log_level.lower())
     log.info("serving Streamable HTTP at http://%s:%d/mcp (%s)", host, port,
              "bearer tokens" if auth else f"no auth, acting as {app.settings.user!r}")
     await uvicorn.Server(config).serve()

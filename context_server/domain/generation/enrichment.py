@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import anyio
 
-from context_server.adapters.files import decode_image, encode_image, stored_png
+from context_server.adapters.files import reencode_png, stored_png
 from context_server.adapters.providers.registry import ProviderRegistry
 from context_server.domain.generation.input import GenerationInput
 from context_server.domain.images import Images
@@ -171,9 +171,13 @@ class Enricher:
                                inp: GenerationInput, ref: Reference | None) -> None:
         if inp.mask_image:
             mask = await anyio.to_thread.run_sync(self.references.resolve, user_id, session, inp.mask_image)
-            result.mask = stored_png(self.images.read(user_id, mask.image_id), what="mask image")
+            result.mask = await anyio.to_thread.run_sync(
+                lambda: stored_png(self.images.read(user_id, mask.image_id), what="mask image"))
         if inp.input_image_url:
-            result.init_image = self._png(await self.fetch_image(inp.input_image_url), "image at input_image_url")
+            fetched = await self.fetch_image(inp.input_image_url)
+            # Decoded and re-encoded, with the §8 limits, so providers only ever see a clean PNG.
+            result.init_image = await anyio.to_thread.run_sync(
+                lambda: reencode_png(fetched, what="image at input_image_url"))
             return
         if ref is None:
             if inp.kind == "edit":
@@ -195,7 +199,3 @@ class Enricher:
             reason=ref.reason, alternatives=ref.alternatives,
         )
 
-    @staticmethod
-    def _png(data: bytes, what: str) -> bytes:
-        """Decode (with the §8 limits) and re-encode, so providers only ever see a clean PNG."""
-        return encode_image(decode_image(data, what=what), "png")

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from context_server.adapters.providers.base import ASPECT_RATIOS
 from context_server.errors import InvalidInput
 
-__all__ = ["GenerationInput"]
+__all__ = ["GenerationInput", "request_hash"]
 
 MAX_PROMPT = 4000
+
+#: Fields that do not change what a request asks for: a retry may wait where the first call did not.
+_NOT_HASHED = frozenset({"request_id", "wait"})
+
+
+def request_hash(fields: dict[str, Any]) -> str:
+    """The hash an idempotency key is bound to: SHA-256 of the request's canonical JSON (sorted keys),
+    every field but the key itself and `wait`."""
+    canonical = json.dumps({k: v for k, v in fields.items() if k not in _NOT_HASHED},
+                           sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -64,3 +77,6 @@ class GenerationInput:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def request_hash(self) -> str:
+        return request_hash(self.as_dict())

@@ -2,7 +2,8 @@
 
 A job row is written before any provider is called, with the caller's `request_id` under a unique
 index, so concurrent calls with one `request_id` make exactly one provider call: the losers read the
-winner's row and wait for it. The `owner` column names the process running the job; at start-up only
+winner's row and wait for it. The row also keeps `request_hash`, the hash of the request's parameters,
+so a key reused for a different request is refused rather than answered with another request's image. The `owner` column names the process running the job; at start-up only
 jobs whose owner process is gone are resumed (where the provider allows) or marked failed.
 """
 
@@ -17,6 +18,8 @@ import sqlite3
 import uuid
 from collections.abc import Coroutine
 from typing import Any
+
+import psutil
 
 from context_server.adapters.store import Store, now_iso
 from context_server.domain.paging import decode_cursor, page
@@ -36,13 +39,8 @@ def owner_is_alive(owner: str | None) -> bool:
         return True
     if host != socket.gethostname() or not pid_text.isdigit():
         return True  # another machine: assume alive, never steal its work
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    # psutil, not os.kill(pid, 0): on Windows that call terminates the process it was meant to probe.
+    return bool(psutil.pid_exists(int(pid_text)))
 
 
 class Jobs:
@@ -52,13 +50,14 @@ class Jobs:
         self.store = store
 
     def create(self, user_id: str, job_id: str, *, request_id: str | None, kind: str, params: dict[str, Any],
-               provider: str, model: str, incognito: bool) -> bool:
+               provider: str, model: str, incognito: bool, request_hash: str | None = None) -> bool:
         """Insert a running job; False when this user already has a job with `request_id`."""
         now = now_iso()
         try:
             with self.store.write() as db:
                 db.table("jobs").insert({
-                    "id": job_id, "user_id": user_id, "request_id": request_id, "kind": kind,
+                    "id": job_id, "user_id": user_id, "request_id": request_id, "request_hash": request_hash,
+                    "kind": kind,
                     "status": "running", "progress": 0.0, "params": json.dumps(params),
                     "provider": provider, "model": model, "incognito": int(incognito),
                     "owner": PROCESS_OWNER, "created_at": now, "updated_at": now,

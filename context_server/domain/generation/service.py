@@ -18,18 +18,18 @@ from typing import Any
 
 import anyio
 
-from context_server.adapters.files import ImageFiles, decode_image
+from context_server.adapters.files import ImageFiles, decode_image, full_size_image, image_pixels
 from context_server.adapters.providers.base import ModelInfo, Provider, ProviderRequest
 from context_server.adapters.providers.registry import ProviderRegistry
 from context_server.adapters.store import Store, now_iso
 from context_server.domain.generation.enrichment import Enricher, Enrichment
-from context_server.domain.generation.input import GenerationInput
+from context_server.domain.generation.input import GenerationInput, request_hash
 from context_server.domain.generation.jobs import JobRunner, Jobs
 from context_server.domain.generation.limits import RateLimiter, check_budget
 from context_server.domain.generation.sizing import resolve_size
 from context_server.domain.memory.references import describe_image
 from context_server.domain.sessions import Session, Sessions
-from context_server.errors import ContextServerError, InvalidInput
+from context_server.errors import Conflict, ContextServerError, InvalidInput
 from context_server.models import Applied, GenerateResult, Timings
 
 __all__ = ["GenerationService", "ProgressSink", "image_uri"]
@@ -52,6 +52,24 @@ class _Live:
     last_saved: float = 0.0
     #: Progress only ever goes up (MCP requires it); a provider that restarts its count is clamped.
     reported: float = -1.0
+
+
+def _same_request(job: dict[str, Any], inp: GenerationInput) -> None:
+    """Raise `Conflict` unless `inp` asks for what the job sharing its `request_id` asked for.
+
+    Rows written before the hash was kept are checked against the request stored in their params.
+    """
+    first_input = (json.loads(job["params"] or "{}")).get("input") or {}
+    stored = job["request_hash"] or (request_hash(first_input) if first_input else None)
+    if stored is None or stored == inp.request_hash():
+        return
+    now = inp.as_dict()
+    changed = sorted(k for k in now if k not in ("request_id", "wait") and first_input.get(k) != now[k])
+    differs = f" ({', '.join(changed)} differ)" if changed and first_input else ""
+    raise Conflict(
+        f"request_id {inp.request_id!r} was already used for a different request{differs}, job {job['id']}. "
+        "A request_id names one request: repeat it with the same parameters to get that job's result, "
+        "or use a new request_id for a new request.")
 
 
 class GenerationService:
@@ -92,6 +110,7 @@ class GenerationService:
                 existing = self.jobs.get(user_id, started.job_id)
                 first = True
             else:
+                _same_request(existing, inp)
                 first = False
         if not lock.locked():  # safe to drop: any later call finds the job row
             self._claims.pop(key, None)
@@ -135,10 +154,12 @@ class GenerationService:
                   "used_memory_ids": enrichment.used_memory_ids, "session_id": session.id,
                   "request": {k: v for k, v in vars(request).items() if k not in ("init_image", "mask")}}
         created = self.jobs.create(user_id, job_id, request_id=inp.request_id, kind=inp.kind, params=params,
-                                   provider=provider.name, model=model.name, incognito=inp.incognito)
+                                   provider=provider.name, model=model.name, incognito=inp.incognito,
+                                   request_hash=inp.request_hash() if inp.request_id else None)
         if not created:  # another process with this request_id won the race
             existing = self.jobs.by_request(user_id, inp.request_id or "")
             assert existing is not None
+            _same_request(existing, inp)
             if start_only:
                 return self.result(user_id, existing["id"])
             return await self._follow(user_id, existing, inp.wait, progress)
@@ -200,15 +221,15 @@ class GenerationService:
             call = provider.edit if kind == "edit" else provider.generate
             image = await call(request, lambda p, m: self._progress(user_id, job_id, p, m), submitted)
             provider_ms = (time.perf_counter() - provider_started) * 1000
-            img = decode_image(image.data, what=f"image returned by {provider.name}")
             result = base.model_copy(deep=True)
             result.notes.extend(image.notes)
             if image.cost_usd is not None:
                 result.cost_usd = image.cost_usd
             if image.revised_prompt:
                 result.notes.append(f"{provider.name} revised the prompt to: {image.revised_prompt}")
-            await anyio.to_thread.run_sync(lambda: self._record(user_id, job_id, img, image.seed, result, kind,
-                                                                 session.id))
+            what = f"image returned by {provider.name}"
+            await anyio.to_thread.run_sync(lambda: self._record(user_id, job_id, image.data, what, image.seed, result,
+                                                                 kind, session.id))
             result.timings_ms.provider = round(provider_ms, 2)
             result.timings_ms.total = round((time.perf_counter() - started) * 1000, 2)
             self._save_result(user_id, job_id, result)
@@ -224,10 +245,15 @@ class GenerationService:
         finally:
             self._live.pop(job_id, None)
 
-    def _record(self, user_id: str, job_id: str, img: Any, seed: int | None, result: GenerateResult,
-                kind: str = "generate", session_id: str | None = None) -> None:
+    def _record(self, user_id: str, job_id: str, data: bytes, what: str, seed: int | None,
+                result: GenerateResult, kind: str = "generate", session_id: str | None = None) -> None:
+        """Decode, store and record the provider's image (on a worker thread, holding a full-size slot)."""
         image_id = secrets.token_hex(16)
-        stored = self.files.save(user_id, image_id, img, "png")
+        with full_size_image(image_pixels(data)):
+            img = decode_image(data, what=what)
+            stored = self.files.save(user_id, image_id, img, "png")
+            self.files.save_preview(stored.path, img)
+            del img
         now = now_iso()
         result.image_id, result.uri, result.path = image_id, image_uri(image_id), str(stored.path)
         result.width, result.height, result.format = stored.width, stored.height, stored.format

@@ -70,7 +70,10 @@ class MemoryService:
     def __init__(self, store: Store, indexer: Indexer) -> None:
         self.store = store
         self.indexer = indexer
-        self._save_lock = threading.Lock()  # the duplicate check and the insert happen as one step
+        # A user's duplicate check and insert happen as one step. The lock is per user: one user's save
+        # (which embeds, ~10-30 ms) never waits for another's, as it did behind one process-wide lock.
+        self._save_locks: dict[str, threading.Lock] = {}
+        self._save_locks_guard = threading.Lock()
 
     # -- writes ---------------------------------------------------------------------------------------
 
@@ -94,7 +97,7 @@ class MemoryService:
         if scope == "session" and not session_id:
             raise InvalidInput("scope 'session' needs a session; use scope 'long_term' outside a session")
         session = session_id if scope == "session" else None
-        with self._save_lock:
+        with self._save_lock(user_id):
             old = self._row(user_id, replaces) if replaces else None
             twin = self._find_duplicate(user_id, text, kind, scope, session, exclude=replaces)
             now = now_iso()
@@ -282,6 +285,10 @@ class MemoryService:
         return found[:limit]
 
     # -- helpers --------------------------------------------------------------------------------------
+
+    def _save_lock(self, user_id: str) -> threading.Lock:
+        with self._save_locks_guard:
+            return self._save_locks.setdefault(user_id, threading.Lock())
 
     def _row(self, user_id: str, memory_id: str | None) -> dict[str, Any]:
         row = self.store.one("SELECT * FROM memories WHERE id = ? AND user_id = ?", (memory_id, user_id))
