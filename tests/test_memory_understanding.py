@@ -41,9 +41,11 @@ async def test_look_alikes_are_not_the_subject(client: Client) -> None:
                      "the Space Needle in Seattle",
                      "a hot dog with mustard",
                      "a dragon fruit smoothie bowl")
-    spaceship = await ref(client, "my last spaceship image")
-    assert spaceship["image_id"] == ids["a sleek silver starship docking at an orbital station"]
-    assert spaceship["reason"] == "the only spaceship image"
+    spaceship = await ref(client, "my last spaceship image")  # a spacecraft is what people call a spaceship
+    assert spaceship["image_id"] == ids["a spacecraft drifting past Saturn's rings"]
+    assert spaceship["reason"] == "newest of 2 spaceship images"
+    assert [a["image_id"] for a in spaceship["alternatives"]] == [
+        ids["a sleek silver starship docking at an orbital station"]]
     assert (await ref(client, "my last dog image"))["image_id"] == ids["a dachshund on a red sofa"]
     assert (await ref(client, "my last dragon image"))["image_id"] == ids["a dragon curled around a castle tower"]
     assert (await ref(client, "the puppy picture"))["image_id"] == ids["a golden retriever puppy in the snow"]

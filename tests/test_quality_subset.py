@@ -67,6 +67,7 @@ def test_time_words_are_written_on_a_fixed_afternoon_clock() -> None:
 
 @pytest.mark.slow
 @pytest.mark.anyio
+@pytest.mark.xfail(strict=False, reason="resolver of issue 13 not merged yet")
 async def test_a_slice_of_the_quality_set_meets_the_issue_13_targets(embedder: Embedder) -> None:
     """`embedder` exports the model once into the run's cache, which the spawned servers share."""
     refs, styles = await quality.evaluate(SUBSET, warm=False, checkout=WORKTREE, jobs=len(SUBSET))

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from context_server.adapters.store import Store
-from context_server.domain.memory.lexicon import Analysis, lexicon
+from context_server.domain.memory.lexicon import Analysis, Unit, lexicon
 from context_server.domain.memory.phrases import Phrase, parse_phrase
 from context_server.domain.sessions import Session
 from context_server.errors import InvalidInput, NotFound
@@ -130,7 +130,15 @@ def _read_subject(subject: str) -> _Query:
     lex = lexicon()
     things: list[tuple[str, tuple[int, ...]]] = []
     words: list[str] = []
+    units = []
     for unit in lex.units(subject):
+        first, _, rest = unit.text.partition(" ")
+        if rest and first in _COLOURS:  # "the red bird", "the black cat": a bird that is red, not WordNet's
+            units.append(Unit(first, (), unit.start, unit.start + 1))  # "redbird" or "black cat" (a marten)
+            units.extend(lex.units(rest))
+        else:
+            units.append(unit)
+    for unit in units:
         if unit.text in _COLOURS or (unit.text in _ALL_COLOURS and not unit.concepts):
             # "the blue spaceship": a colour describes, it is not a thing (a rose stays a rose)
             words.append(unit.text)
