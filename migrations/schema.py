@@ -234,7 +234,19 @@ def m010_add_session_owner(db: Database) -> None:
 
 
 @migrations()
-def m011_add_subjects_and_style_scope(db: Database) -> None:
+def m011_store_item_vectors(db: Database) -> None:
+    """The vectors of indexed items, beside their rows: a process that does not hold the Chroma directory
+    ranks with these, exactly as the holder does (`domain/search/stored.py`). Derived data, like the index:
+    a row is deleted whenever its item changes, and written again by whoever embeds the item next."""
+    db["item_vectors"].create(
+        {"collection": str, "item_id": str, "user_id": str, "model": str, "vector": bytes},
+        pk=("collection", "item_id"),
+        not_null={"user_id", "model", "vector"},
+    )
+
+
+@migrations()
+def m012_add_subjects_and_style_scope(db: Database) -> None:
     """Issue 13: what each image is about, and when each style applies, decided once at write time.
 
     images.search_text: the image's prompt, or for an edit its source's search_text plus the instruction

@@ -143,13 +143,13 @@ def test_demo_images_reindex_and_doctor_on_a_fresh_directory(home: Path) -> None
 
     doctor = cli(home, "doctor", "--offline")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-    assert "OK    index: healthy" in doctor.stdout and "OK    embedder" in doctor.stdout
+    assert "OK       index: healthy" in doctor.stdout and "OK       embedder" in doctor.stdout
 
     lock = IndexLock(home / "chroma.lock")  # play a running server
     assert lock.try_acquire()
     try:
         busy = cli(home, "doctor", "--offline")
-        assert busy.returncode == 0 and "index in use by another process (ok)" in busy.stdout
+        assert busy.returncode == 0 and "OK       index: in use by a running server" in busy.stdout
         refused = cli(home, "reindex")
         assert refused.returncode == 1 and "in use by another process" in refused.stderr
     finally:
@@ -161,7 +161,7 @@ def test_doctor_fails_on_an_unusable_data_directory(tmp_path: Path) -> None:
     file = tmp_path / "not-a-dir"
     file.write_text("")
     done = cli(file, "doctor", "--offline")
-    assert done.returncode == 1 and "FAIL  data directory" in done.stdout and "fix:" in done.stdout
+    assert done.returncode == 1 and "FAIL     data directory" in done.stdout and "fix:" in done.stdout
 
 
 def test_doctor_checks_provider_keys_by_a_free_request() -> None:

@@ -1,4 +1,5 @@
-"""The outbox, drain, rebuild, repair and the FTS5 fallback, over real SQLite, Chroma and the embedder."""
+"""The outbox, drain, rebuild, repair and the searches without the index (stored vectors, FTS5), over real
+SQLite, Chroma and the embedder."""
 
 from __future__ import annotations
 
@@ -147,21 +148,82 @@ def test_only_indexable_items_reach_chroma(settings: Settings, store: Store, ind
     assert index_ids(settings, "ann", "images") == {shown}
 
 
-def test_without_the_lock_a_second_process_writes_and_searches_with_fts(
+def test_without_the_lock_a_second_process_writes_and_ranks_like_the_holder(
     store: Store, indexer: Indexer, make_indexer: MakeIndexer
 ) -> None:
     second = make_indexer()
     assert not second.take_index() and not second.uses_vectors
     memory_id = add_memory(store, second, "ann", "Draw the moon as a glowing paper lantern")
     assert second.drain() == 0 and outbox_size(store) == 1  # left for the holder
-    hits = second.search("ann", "memories", "paper lantern moon", 5)
+    hits = second.search("ann", "memories", "a light in the night sky", 5)  # by meaning: no word in common
     assert [hit for hit, _ in hits] == [memory_id] and 0.0 < hits[0][1] <= 1.0
     assert second.search("bob", "memories", "paper lantern moon", 5) == []
 
-    assert [hit for hit, _ in indexer.search("ann", "memories", "lantern", 1)] == [memory_id]  # holder drains
+    held = indexer.search("ann", "memories", "a light in the night sky", 1)  # the holder drains, then answers
+    assert [hit for hit, _ in held] == [memory_id] and held[0][1] == pytest.approx(hits[0][1], abs=1e-5)
     indexer.close()
     second.maintain()
     assert second.holds_index and second.uses_vectors
+
+
+def test_both_processes_give_the_same_ranking_whoever_embedded_the_items(
+    store: Store, indexer: Indexer, make_indexer: MakeIndexer
+) -> None:
+    """The holder ranks with Chroma, the other process with the vectors stored in SQLite: the same items in
+    the same order with the same scores, for plain searches, the styles subset and candidate lists."""
+    second = make_indexer()
+    assert indexer.take_index() and not second.take_index()
+    texts = ["muted watercolour landscapes", "bold neon cyberpunk streets", "pencil sketch of an old oak",
+             "my cat Miso sleeps on the piano", "soft pastel portraits", "grainy black and white film"]
+    ids = [add_memory(store, indexer if i % 2 else second, "ann", text, kind="style" if i < 5 else "note")
+           for i, text in enumerate(texts)]
+    images = [add_image(store, second, "ann", prompt) for prompt in ("a spaceship over a desert",
+                                                                      "a rocket among the stars", "a bowl of ramen")]
+    for query in ("gentle painting", "city at night", "a photo", "pets"):
+        for kwargs in ({}, {"where": {"kind": "style"}}, {"candidates": ids[1:4]}):
+            held = indexer.search("ann", "memories", query, 4, **kwargs)  # type: ignore[arg-type]
+            other = second.search("ann", "memories", query, 4, **kwargs)  # type: ignore[arg-type]
+            assert [hit for hit, _ in other] == [hit for hit, _ in held], (query, kwargs)
+            assert [score for _, score in other] == pytest.approx([score for _, score in held], abs=1e-5)
+    held = indexer.search("ann", "images", "space travel", 3)
+    other = second.search("ann", "images", "space travel", 3)
+    assert [hit for hit, _ in other] == [hit for hit, _ in held]
+    assert [score for _, score in other] == pytest.approx([score for _, score in held], abs=1e-5)
+    assert {hit for hit, _ in held[:2]} == set(images[:2])
+
+
+def test_a_change_forgets_the_stored_vector_in_its_own_transaction(store: Store, indexer: Indexer) -> None:
+    memory_id = add_memory(store, indexer, "ann", "ink wash mountains")
+    indexer.drain()
+    assert store.one("SELECT model FROM item_vectors WHERE item_id = ?", [memory_id]) == {
+        "model": "all-MiniLM-L6-v2"}
+    with store.write() as db:
+        db.execute("UPDATE memories SET content = 'glossy chrome robots' WHERE id = ?", [memory_id])
+        indexer.enqueue(db, "ann", "memories", memory_id, "upsert", "glossy chrome robots")
+        assert db.execute("SELECT count(*) FROM item_vectors").fetchone()[0] == 0
+    ranked = indexer.stored.rank("ann", "memories", "shiny metal machines", 1)  # re-embeds the new text
+    assert [hit for hit, _ in ranked] == [memory_id] and ranked[0][1] > 0.4
+
+
+def test_a_first_build_is_no_warning_even_after_a_process_stopped_during_it(
+    settings: Settings, store: Store, make_indexer: MakeIndexer, caplog: pytest.LogCaptureFixture,
+) -> None:
+    first = make_indexer()
+    add_memory(store, first, "ann", "linocut prints in two colours")
+    with caplog.at_level("INFO"):
+        assert first.take_index()
+    assert [r.getMessage() for r in caplog.records if r.levelname != "INFO"] == []
+    assert "building the search index for the first time" in caplog.text
+    first.close()
+    with store.write() as db:  # what a process stopped during its first build leaves: no index recorded
+        db.execute("DELETE FROM index_meta WHERE key != 'rebuild_pending'")
+        db.table("index_meta").upsert({"key": "rebuild_pending", "value": "1"}, pk="key")
+    caplog.clear()
+    again = make_indexer()
+    with caplog.at_level("INFO"):
+        assert again.take_index()
+    assert [r.getMessage() for r in caplog.records if r.levelname != "INFO"] == []
+    assert again.health()["state"] == "ok"
 
 
 @pytest.mark.parametrize(
@@ -306,13 +368,13 @@ def test_rebuild_reports_progress_and_counts_every_indexable_item(store: Store, 
     assert outbox_size(store) == 0
 
 
-def test_a_failure_in_use_falls_back_to_fts_and_maintain_repairs_it(store: Store, indexer: Indexer) -> None:
+def test_a_failure_in_use_ranks_with_the_stored_vectors_and_maintain_repairs_it(store: Store, indexer: Indexer) -> None:
     memory_id = add_memory(store, indexer, "ann", "stained glass windows with cobalt blue")
     indexer.drain()
     assert indexer._index is not None
     indexer._index._client_.close()  # the client dies under us, as a broken index would fail
     hits = indexer.search("ann", "memories", "cobalt glass", 3)
-    assert [hit for hit, _ in hits] == [memory_id]  # answered by FTS5
+    assert [hit for hit, _ in hits] == [memory_id]  # answered from the vectors stored in SQLite
     assert indexer.status()["damaged"] and not indexer.uses_vectors
 
     indexer.maintain()
@@ -410,7 +472,7 @@ def test_an_index_built_under_an_older_layout_is_rebuilt_once(
     first.close()
     looked = make_indexer()
     assert looked.health()["state"] == "layout_changed"
-    assert check_index(looked).status == "warn"  # doctor: the next start (or reindex) fixes it
+    assert check_index(looked).status == "pending"  # doctor: the next start rebuilds it by itself
 
     second = make_indexer()
     assert second.take_index()

@@ -12,12 +12,18 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "context_server"
 USER_TABLES = {"images", "jobs", "memories", "sessions", "templates", "outbox", "usage", "audit", "profiles",
-               "memories_fts", "images_fts", "tokens"}
+               "memories_fts", "images_fts", "tokens", "item_vectors"}
 SQL = re.compile(r"^\s*(select|update|delete|insert|with|replace)\b", re.I)
 TABLE = re.compile(r"\b(?:from|join|update|into)\s+([a-z_]+)", re.I)
 
 #: (file, start of the statement) → why it spans users.
 ACROSS_USERS = {
+    ("domain/search/stored.py", "DELETE FROM item_vectors WHERE model != ?"):
+        "after a rebuild, drops the vectors of another model and of items gone, for every user; returns nothing",
+    ("domain/search/stored.py", "DELETE FROM item_vectors WHERE collection = ? AND item_id NOT IN"):
+        "after a rebuild, drops the vectors of items gone or no longer indexed, for every user",
+    ("domain/search/stored.py", "SELECT v.item_id, v.vector"):
+        "a rebuild reuses the stored vectors of the page of items it indexes, each by its own id and user",
     ("domain/generation/jobs.py", "select * from jobs where status = 'running'"):
         "start-up recovery finds every interrupted job; each is then failed or resumed with its own user_id",
     ("domain/audit.py", "select * from audit order by id desc"):

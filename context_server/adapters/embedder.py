@@ -115,12 +115,15 @@ class Embedder:
     dimension = 384
 
     def __init__(self, threads: int, *, model_path: Path | None = None, batch_size: int = 64,
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None, prepare: bool = True) -> None:
+        """`cache_dir` holds the ONNX export (None: torch). `prepare=False` never writes it: without an export
+        already there, torch serves (`doctor`, which changes nothing)."""
         self.threads = max(1, threads)
         self.batch_size = batch_size
         self._model_path = model_path
         #: Where the ONNX export is kept; None runs sentence-transformers on torch (the fallback).
         self._cache_dir = cache_dir
+        self._prepare = prepare
         self.backend = "none"
         #: Recent query vectors by text: a generation embeds its prompt for styles, and again when its image
         #: is indexed; a dry run is usually followed by the real call. Small and bounded.
@@ -252,10 +255,14 @@ class Embedder:
 
             target = onnx_path_for(self._cache_dir, path, self.model_name)
             if not target.is_file():
-                log.info("exporting %s to ONNX at %s (once)", self.model_name, target)
+                if not self._prepare:
+                    return None
+                began = time.perf_counter()
                 _quiet_libraries()
                 configure_threads(self.threads)
                 export_onnx(path, target)
+                log.info("prepared the embedding model for this machine in %.1fs; done once, kept in %s",
+                         time.perf_counter() - began, target.parent)
             return OnnxEncoder(target, path, self.threads), "onnx"
         except Exception as exc:  # e.g. the onnx package missing: torch serves the same vectors, slower
             log.warning("ONNX Runtime unavailable (%s: %s); embedding with torch", type(exc).__name__, exc)

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ def export_onnx(model_dir: Path, target: Path) -> None:
     """Export the packaged model's transformer to ONNX (atomically: temp file, then rename)."""
     import torch
     from sentence_transformers import SentenceTransformer
+    from torch.jit._trace import TracerWarning
 
     # Eager attention exports the classic attention pattern, which ONNX Runtime's transformer optimizer fuses.
     model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True,
@@ -75,12 +77,20 @@ def export_onnx(model_dir: Path, target: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".export-", suffix=".onnx")
     os.close(fd)
     try:
-        torch.onnx.export(
-            _Hidden().eval(), tuple(sample[name] for name in INPUTS), tmp,
-            input_names=list(INPUTS), output_names=["last_hidden_state"],
-            dynamic_axes={name: {0: "batch", 1: "tokens"} for name in (*INPUTS, "last_hidden_state")},
-            opset_version=17, dynamo=False,
-        )
+        with warnings.catch_warnings():
+            # Known and harmless for this model, so a user's first start shows no alarm: the tracer's notes
+            # that Python values become constants (the shapes stay dynamic through `dynamic_axes`), and the
+            # note that negative indices would export wrongly (BERT indexes with positions, never negative).
+            # tests/test_embedder.py checks the exported vectors against sentence-transformers'.
+            warnings.filterwarnings("ignore", category=TracerWarning)
+            warnings.filterwarnings("ignore", message=r"Exporting aten::index operator of advanced indexing",
+                                    category=UserWarning)
+            torch.onnx.export(
+                _Hidden().eval(), tuple(sample[name] for name in INPUTS), tmp,
+                input_names=list(INPUTS), output_names=["last_hidden_state"],
+                dynamic_axes={name: {0: "batch", 1: "tokens"} for name in (*INPUTS, "last_hidden_state")},
+                opset_version=17, dynamo=False,
+            )
         _fuse(tmp, heads=int(transformer.config.num_attention_heads), hidden=int(transformer.config.hidden_size))
         os.replace(tmp, target)
     finally:

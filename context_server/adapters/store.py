@@ -67,6 +67,22 @@ class Store:
         self.db = Database(conn)
         self.lock = threading.RLock()
 
+    @classmethod
+    def read_only(cls, path: Path) -> Store:
+        """An existing database opened to read and never written (`doctor`): no directory or file is made,
+        no pragma set, no migration run. While another connection has it open, SQLite's own `mode=ro`;
+        otherwise `immutable=1` as well, since a read-only connection would still leave `-wal` and `-shm`
+        files behind. Raises `sqlite3.OperationalError` when the file is missing or unreadable."""
+        store = cls.__new__(cls)
+        store.path = path
+        in_use = path.with_name(path.name + "-wal").exists()
+        uri = f"{path.resolve().as_uri()}?mode=ro" + ("" if in_use else "&immutable=1")
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None,
+                               timeout=BUSY_TIMEOUT_MS / 1000)
+        store.db = Database(conn)
+        store.lock = threading.RLock()
+        return store
+
     def migrate(self) -> list[str]:
         """Apply pending migrations; two processes starting at once take turns on a file lock."""
         migrations = load_migrations()

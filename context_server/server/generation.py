@@ -16,6 +16,7 @@ from context_server.errors import ContextServerError
 from context_server.models import DeleteResult, GenerateResult, GenerationSummary, ProviderDescription
 from context_server.server.auth import current_user, session_key
 from context_server.server.results import generation_result, structured
+from context_server.server.viewer import VIEWER_META
 
 if TYPE_CHECKING:
     from context_server.app import App
@@ -186,11 +187,11 @@ def register_tools(server: MCPServer, app: App) -> None:
                          f" ({', '.join(str(m['name']) for m in p.models)})" for p in out.providers)
         return structured(out, text)
 
-    server.add_tool(generate_image, title="Generate image", annotations=ToolAnnotations(
+    server.add_tool(generate_image, title="Generate image", meta=VIEWER_META, annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
-    server.add_tool(edit_image, title="Edit image", annotations=ToolAnnotations(
+    server.add_tool(edit_image, title="Edit image", meta=VIEWER_META, annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True))
-    server.add_tool(get_generation, title="Get generation", annotations=READ)
+    server.add_tool(get_generation, title="Get generation", meta=VIEWER_META, annotations=READ)
     server.add_tool(get_usage, title="Get usage", annotations=READ)
     server.add_tool(list_recent_generations, title="List recent generations", annotations=READ)
     server.add_tool(delete_image, title="Delete image", annotations=ToolAnnotations(

@@ -22,12 +22,15 @@ from mcp.server.transport_security import (
 )
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from context_server.app import App
 from context_server.domain.users import Users
 from context_server.errors import InvalidInput
 from context_server.server.frames import HttpFrameGuard
+from context_server.server.gallery.auth import GalleryAuth
+from context_server.server.gallery.routes import build_gallery
 from context_server.server.mcp_server import ContextServer, build_server
 from context_server.settings import Settings
 
@@ -161,6 +164,9 @@ def build_http_app(app: App, *, host: str, port: int, auth: bool = True,
     starlette = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security, host=host,
                                            max_request_body_size=MAX_BODY_BYTES)
     _guard_frames(starlette)
+    # The gallery checks the same tokens itself (a browser brings them in a cookie, see gallery/auth.py).
+    gallery = build_gallery(app, GalleryAuth(app.users.verify, open_as=None if auth else app.settings.user))
+    starlette.router.routes.append(Mount("/gallery", app=gallery))
     return server, HostOriginGuard(starlette, security)
 
 
@@ -192,6 +198,6 @@ async def serve_http(app: App, *, host: str, port: int, auth: bool = True,
 
     _, asgi = build_http_app(app, host=host, port=port, auth=auth, extend=extend)
     config = uvicorn_config(asgi, host=host, port=port, log_level=app.settings.log_level.lower())
-    log.info("serving Streamable HTTP at http://%s:%d/mcp (%s)", host, port,
+    log.info("serving Streamable HTTP at http://%s:%d/mcp and the gallery at /gallery (%s)", host, port,
              "bearer tokens" if auth else f"no auth, acting as {app.settings.user!r}")
     await uvicorn.Server(config).serve()

@@ -18,6 +18,7 @@ from context_server.server.generation import register_tools
 from context_server.server.memory import register_memory
 from context_server.server.resources import read_image_view, register_resources
 from context_server.server.templates import list_user_prompts, register_templates, render_user_prompt
+from context_server.server.viewer import viewer_extension
 
 if TYPE_CHECKING:
     from context_server.app import App
@@ -79,7 +80,7 @@ class ContextServer(MCPServer[Any]):
 
 
 def build_server(app: App, **kwargs: Any) -> ContextServer:
-    server = ContextServer(app, **kwargs)
+    server = ContextServer(app, extensions=[viewer_extension()], **kwargs)
     server.middleware.append(AuditMiddleware(app))
     register_tools(server, app)
     register_resources(server, app)

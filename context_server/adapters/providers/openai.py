@@ -98,7 +98,7 @@ class OpenAIProvider(KeyedHttpProvider):
             configured=bool(self._key),
             models=MODELS,
             default_model="gpt-image-1",
-            setup_hint=self._setup_hint("set OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server)"),
+            setup_hint=self._setup_hint("set OPENAI_API_KEY, and OPENAI_BASE_URL for a compatible server"),
             description="OpenAI Images API: gpt-image-1 (generations and masked edits) and dall-e-3.",
         )
 

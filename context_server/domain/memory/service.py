@@ -351,8 +351,9 @@ class MemoryService:
                 [match, *params],
             ):
                 rows[row["id"]] = row
-        if scope == "long_term" and self.indexer.uses_vectors:
-            hits = self.indexer.search(user_id, "memories", text, _MERGE_CANDIDATES, where={"kind": kind})
+        if scope == "long_term" and not self.indexer.embedder.failed:  # every process: the same candidates
+            hits = self.indexer.search(user_id, "memories", text, _MERGE_CANDIDATES, where={"kind": kind},
+                                       take_index=False)
             rows.update({r["id"]: r for r in self._rows(user_id, (h for h, _ in hits)) if r["kind"] == kind})
         rows.pop(exclude or "", None)
         if not rows:

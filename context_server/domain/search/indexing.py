@@ -1,4 +1,5 @@
-"""Keeping the Chroma index in step with SQLite, and searching it (or SQLite FTS5 when we cannot).
+"""Keeping the Chroma index in step with SQLite, and searching it (or the vectors stored in SQLite when we
+cannot: `domain/search/stored.py`, the same ranking).
 
 SQLite is the truth; the index is derived. A write records an outbox row in the same transaction as the
 data (`enqueue`), so a crash can never leave a committed row that the index will not hear about. `drain`
@@ -20,7 +21,8 @@ started; the server answers the client meanwhile:
    `check_model()` (rebuild if the recorded model/dimension differ), `repair_if_damaged()` (rebuild if a
    rebuild was interrupted, Chroma fails to open/answer, or the index is not the one recorded in SQLite,
    e.g. the directory was deleted) and `drain()`. Returns False when another process holds the lock:
-   this process still writes SQLite and the outbox, and searches with FTS5.
+   this process still writes SQLite and the outbox, and ranks with the stored vectors, which give the
+   holder's answers (only without a working embedding model does a search fall back to FTS5 keywords).
 2. Every few seconds: `maintain()` - retries the lock when not held, repairs after a runtime failure,
    and drains what other processes (or failed best-effort drains) left in the outbox.
 """
@@ -40,6 +42,7 @@ from context_server.adapters.embedder import Embedder, EmbedderUnavailable
 from context_server.adapters.index import KINDS, IndexDamaged, IndexLock, VectorIndex
 from context_server.adapters.store import Store, now_iso
 from context_server.domain.search.fulltext import SOURCES, fulltext_search
+from context_server.domain.search.stored import StoredVectors
 from context_server.settings import Settings
 
 __all__ = ["Indexer", "Progress"]
@@ -57,7 +60,8 @@ SUBSETS = {"styles": ("memories", "style")}
 SOURCE_KINDS = tuple(kind for kind in KINDS if kind not in SUBSETS)
 #: What is in the index besides the vectors' model: bump when the collections change, to rebuild once.
 INDEX_LAYOUT = "2"
-#: How long the first search waits for a rebuild that the warm-up is running before it answers from FTS5.
+#: How long the first search waits for a rebuild that the warm-up is running before it ranks with the stored
+#: vectors (the same answers, embedding what the rebuild has not stored yet).
 REBUILD_PATIENCE_SECONDS = 2.0
 
 
@@ -79,6 +83,7 @@ class Indexer:
         """`lock` guards a Chroma directory; None for a Chroma server (`CHROMA_URL`), which needs none."""
         self.store = store
         self.embedder = embedder
+        self.stored = StoredVectors(store, embedder)
         self._factory = index_factory
         self._lock = lock
         self._index: VectorIndex | None = None
@@ -107,7 +112,7 @@ class Indexer:
 
     @property
     def uses_vectors(self) -> bool:
-        """Whether searches go to Chroma right now (else to the FTS5 fallback)."""
+        """Whether searches go to Chroma right now (else to the stored vectors, see `search`)."""
         working = not (self._damaged or self._rebuilding or self.embedder.failed)
         return self._index is not None and working
 
@@ -128,10 +133,10 @@ class Indexer:
         "not_built", "ok", or a problem ("damaged", "interrupted", "mismatch", "model_changed"), with
         `detail`. Never takes the index from its holder; a lock taken here is released before returning."""
         status = self.status()
+        if self._meta("index_id") is None:
+            return {**status, "state": "not_built", "detail": "not built yet"}
         if self._meta("rebuild_pending"):
             return {**status, "state": "interrupted", "detail": "a rebuild was interrupted"}
-        if self._meta("index_id") is None:
-            return {**status, "state": "not_built", "detail": "no index has been built yet"}
         recorded = (self._meta("embed_model"), self._meta("embed_dimension"))
         if recorded != (self.embedder.model_name, str(self.embedder.dimension)):
             return {**status, "state": "model_changed",
@@ -139,10 +144,13 @@ class Indexer:
         if self._meta("layout") != INDEX_LAYOUT:
             return {**status, "state": "layout_changed",
                     "detail": "built by an older version of context-server; the next start rebuilds it"}
+        index = self._index or self._factory()
+        if index is not self._index and index.path is not None and not index.path.is_dir():
+            # Opening (or locking) a missing directory would create it: say what is seen instead.
+            return {**status, "state": "mismatch", "detail": "its folder was deleted or replaced since it was built"}
         mine = self._index is not None or self._lock is None or self._lock.held
         if not mine and self._lock is not None and not self._lock.try_acquire():
             return {**status, "state": "in_use", "detail": "in use by another process"}
-        index = self._index or self._factory()
         try:
             remote = index.get_meta()
             index.probe(self.embedder.dimension)
@@ -154,8 +162,9 @@ class Indexer:
                 if not mine and self._lock is not None:
                     self._lock.release()
         if remote is None or remote.get("index_id") != self._meta("index_id"):
-            return {**status, "state": "mismatch", "detail": "it is not the index recorded in the database"}
-        return {**status, "state": "ok", "detail": f"{status['outbox_pending']} change(s) waiting to be indexed"}
+            return {**status, "state": "mismatch",
+                    "detail": "its folder was deleted or replaced since it was built"}
+        return {**status, "state": "ok", "detail": "healthy"}
 
     # -- writes ---------------------------------------------------------------------------------------
 
@@ -177,6 +186,7 @@ class Indexer:
                 "created_at": now_iso(),
             }
         )
+        self.stored.forget(db, user_id, collection, item_id)
 
     def drain(self, batch: int = 64) -> int:
         """Apply the outbox to Chroma, oldest first; returns how many outbox rows were applied.
@@ -196,7 +206,7 @@ class Indexer:
                 if not rows or self._stopping:
                     return applied
                 try:
-                    self._apply(index, rows)
+                    embedded = self._apply(index, rows)
                 except IndexDamaged:
                     if self._stopping:
                         return applied
@@ -206,9 +216,14 @@ class Indexer:
                 ids = [row["id"] for row in rows]
                 with self.store.write() as db:
                     db.execute(f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(ids))})", ids)
+                    for collection, items in embedded.items():
+                        self.stored.save(db, collection, items)
                 applied += len(rows)
 
-    def _apply(self, index: VectorIndex, rows: list[dict[str, Any]]) -> None:
+    def _apply(self, index: VectorIndex, rows: list[dict[str, Any]]) -> dict[str, list[tuple[str, str, Any]]]:
+        """Bring the outboxed items to their current state in Chroma; returns what was embedded, by collection,
+        as `(item_id, text, vector)` for `StoredVectors.save`."""
+        embedded: dict[str, list[tuple[str, str, Any]]] = {}
         items = {(row["user_id"], row["collection"], row["item_id"]) for row in rows}
         by_target: dict[tuple[str, str], list[str]] = {}
         for user_id, collection, item_id in sorted(items):
@@ -218,7 +233,11 @@ class Indexer:
             gone = [item_id for item_id in item_ids if item_id not in current]
             for target in (collection, *_subsets_of(collection)):
                 index.delete(user_id, target, gone)
-            self._upsert_with_subsets(index, user_id, collection, list(current.values()), {})
+            vectors: dict[str, list[float]] = {}
+            self._upsert_with_subsets(index, user_id, collection, list(current.values()), vectors)
+            embedded.setdefault(collection, []).extend(
+                (row["id"], row["text"], vectors[row["id"]]) for row in current.values())
+        return embedded
 
     def _current(self, collection: str, user_id: str, item_ids: list[str]) -> dict[str, dict[str, Any]]:
         src = SOURCES[collection]
@@ -308,6 +327,7 @@ class Indexer:
                 return 0
             done = list(current)
             with self.store.write() as db:
+                self.stored.save(db, collection, ((row["id"], row["text"], vectors[row["id"]]) for row in rows))
                 for start in range(0, len(done), _PAGE):
                     chunk = done[start : start + _PAGE]
                     db.execute(
@@ -348,7 +368,8 @@ class Indexer:
 
     def _first_take(self) -> None:
         """Before the first search: take the index, or wait for the warm-up thread that is taking it. A
-        rebuild that has run longer than `REBUILD_PATIENCE_SECONDS` is not waited for (FTS5 answers)."""
+        rebuild that has run longer than `REBUILD_PATIENCE_SECONDS` is not waited for (the stored vectors
+        answer)."""
         rebuilding_since: float | None = None
         while not self._work.acquire(timeout=0.05):
             if not self._rebuilding:
@@ -446,11 +467,22 @@ class Indexer:
     def check_model(self) -> bool:
         """Rebuild when the index was built by another model or dimension (never mix), or under an older
         `INDEX_LAYOUT`. True if rebuilt."""
-        recorded = (self._meta("embed_model"), self._meta("embed_dimension"), self._meta("layout"))
-        if recorded == (self.embedder.model_name, str(self.embedder.dimension), INDEX_LAYOUT):
+        if self._meta("index_id") is None:
+            # Never built (a new data directory, or a first build that a stopped process left unfinished):
+            # building it is the normal first start, not a repair, so it is no warning.
+            log.info("building the search index for the first time")
+            self.rebuild()
+            return True
+        model, dimension = self._meta("embed_model"), self._meta("embed_dimension")
+        if (model, dimension) != (self.embedder.model_name, str(self.embedder.dimension)):
+            log.warning("the search index was built with the embedding model %s (%s dimensions); rebuilding it "
+                        "from the database for %s, so that searches never mix the two", model, dimension,
+                        self.embedder.model_name)
+        elif self._meta("layout") != INDEX_LAYOUT:
+            log.warning("the search index was built by an older version of context-server; rebuilding it once "
+                        "from the database")
+        else:
             return False
-        log.warning("index built with %s (model, dimension, layout), now %s/%s/%s: rebuilding", recorded,
-                    self.embedder.model_name, self.embedder.dimension, INDEX_LAYOUT)
         self.rebuild()
         return True
 
@@ -480,10 +512,11 @@ class Indexer:
                 reason, broken = str(exc), True
             else:
                 if remote is None or remote.get("index_id") != self._meta("index_id"):
-                    reason = "it is not the index recorded in the database"
+                    reason = "its folder was deleted or replaced since it was built"
         if reason is None:
             return False
-        log.warning("rebuilding the vector index: %s", reason)
+        log.warning("the search index needed repair (%s); rebuilding it from the database, which loses nothing",
+                    reason)
         if broken:
             index.discard()
         self.rebuild()
@@ -515,8 +548,12 @@ class Indexer:
                         by_user: dict[str, list[dict[str, Any]]] = {}
                         for row in page:
                             by_user.setdefault(row["user_id"], []).append(row)
+                        vectors = self.stored.known(collection, page)
                         for user_id, rows in by_user.items():
-                            self._upsert_with_subsets(index, user_id, collection, rows, {})
+                            self._upsert_with_subsets(index, user_id, collection, rows, vectors)
+                        with self.store.write() as db:
+                            self.stored.save(db, collection, ((row["id"], row["text"], vectors[row["id"]])
+                                                              for row in page))
                         done += len(page)
                         if progress is not None:
                             progress(done, total)
@@ -526,6 +563,7 @@ class Indexer:
                     db.execute("DELETE FROM outbox WHERE id <= ?", [covered])
                     for fts in ("memories_fts", "images_fts"):
                         db.execute(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")
+                    self.stored.prune(db)
                     self._set_meta(
                         {
                             "index_id": index_id,
@@ -572,22 +610,25 @@ class Indexer:
         candidates: Collection[str] | None = None,
         where: Mapping[str, str] | None = None,
         min_score: float = 0.0,
+        take_index: bool = True,
     ) -> list[tuple[str, float]]:
         """`(item_id, score)` best first, with score in [0, 1]. `min_score` tells the vector path that the
-        caller ignores hits below it (results below it may then be left out).
+        caller ignores hits below it (results below it may then be left out). `take_index=False` answers
+        without taking (or waiting for) the index when this process has not taken it yet: the same answers.
 
         With the index: cosine similarity (see `adapters/index.py`), after draining pending changes so a
-        search sees this user's latest writes. Without it: SQLite FTS5 over the same items, re-scored by
-        cosine similarity when the embedder is already loaded (so scores mean the same thing), else BM25
+        search sees this user's latest writes. Without it (another process holds it, or it is being built or
+        repaired): the same cosine similarity over the vectors stored in SQLite (`domain/search/stored.py`),
+        so the answers are the same. Only when the embedding model failed to load: SQLite FTS5 keywords, BM25
         mapped to s / (1 + s). `candidates` restricts results to those ids; `where` filters on `kind`.
         """
         if collection not in SOURCE_KINDS:
             raise ValueError(f"unknown collection {collection!r}")
         if limit <= 0 or not query_text.strip():
             return []
-        if not self._tried:
-            # The first search waits for the index (and the model) rather than answering by keywords while
-            # the background warm-up has not got that far; a process without the lock returns at once.
+        if not self._tried and take_index:
+            # The first search waits for the index (and the model) while the background warm-up is taking it;
+            # a process without the lock returns at once (and ranks with the stored vectors).
             self._first_take()
         if self.uses_vectors:
             if self.store.one("SELECT 1 AS x FROM outbox LIMIT 1"):
@@ -610,9 +651,16 @@ class Indexer:
                     return [(hit.id, hit.score) for hit in hits]
                 except IndexDamaged:
                     self._damaged = True
-                    log.warning("vector search failed; using the full-text fallback", exc_info=True)
+                    log.warning("the search index failed; searching the stored vectors until it is repaired",
+                                exc_info=True)
                 except EmbedderUnavailable:
-                    log.warning("no embedder; using the full-text fallback", exc_info=True)
+                    pass
+        if not self.embedder.failed:
+            try:
+                return self.stored.rank(user_id, collection, query_text, limit, candidates=candidates, where=where)
+            except EmbedderUnavailable:
+                pass
+        # Without the model nothing can rank by meaning: keywords are all there is (doctor reports why).
         return self.text_search(user_id, collection, query_text, limit, candidates=candidates, where=where)
 
     def _query_then_filter(self, index: VectorIndex, user_id: str, collection: str, vector: list[float],
