@@ -85,8 +85,10 @@ def fill_subjects(store: Store, batch: int = 500) -> int:
     done = 0
     seen = store.one("select value from index_meta where key = 'subjects_lexicon'")
     if seen is not None and seen["value"] != lex.version:
+        users = [r["user_id"] for r in store.query("select distinct user_id from images")]
         with store.write() as db:
-            db.execute("update images set subjects = null")
+            for user in users:
+                db.execute("update images set subjects = null where user_id = ?", [user])
     while True:
         rows = store.query("select rowid, id, user_id, prompt, parent_id, search_text from images "
                            "where subjects is null order by rowid limit ?", [batch])
@@ -95,8 +97,8 @@ def fill_subjects(store: Store, batch: int = 500) -> int:
         with store.write() as db:
             for row in rows:
                 text = row["search_text"] or row["prompt"] or ""
-                db.execute("update images set search_text = ?, subjects = ? where rowid = ?",
-                           [text, subjects_text(lex.analyse(text)), row["rowid"]])
+                db.execute("update images set search_text = ?, subjects = ? where rowid = ? and user_id = ?",
+                           [text, subjects_text(lex.analyse(text)), row["rowid"], row["user_id"]])
         done += len(rows)
     with store.write() as db:
         db.execute("insert or replace into index_meta(key, value) values ('subjects_lexicon', ?)", [lex.version])
@@ -253,7 +255,7 @@ class References:
             "select * from images where user_id = ? and incognito = 0 and "
             + ("(created_at < ? or (created_at = ? and rowid < ?)) order by created_at desc, rowid desc"
                if older else "(created_at > ? or (created_at = ? and rowid > ?)) order by created_at, rowid")
-            + " limit 1", [user_id, at["created_at"], at["created_at"], self._rowid(at["id"])])
+            + " limit 1", [user_id, at["created_at"], at["created_at"], self._rowid(user_id, at["id"])])
         if row is None:
             raise NotFound(f"no image of yours was made {'before' if older else 'after'} {anchor.prompt!r} "
                            f"(image_id {anchor.image_id})")
@@ -262,8 +264,8 @@ class References:
                          [{"image_id": anchor.image_id, "prompt": anchor.prompt, "created_at": at["created_at"]}],
                          reason)
 
-    def _rowid(self, image_id: str) -> int:
-        found = self.store.one("select rowid from images where id = ?", [image_id])
+    def _rowid(self, user_id: str, image_id: str) -> int:
+        found = self.store.one("select rowid from images where id = ? and user_id = ?", [image_id, user_id])
         return int(found["rowid"]) if found else 0
 
     def _by_meaning(self, user_id: str, phrase: Phrase) -> list[dict[str, Any]]:
