@@ -48,10 +48,12 @@ from context_server.adapters.embedder import Embedder  # noqa: E402
 from context_server.adapters.store import Store  # noqa: E402
 from context_server.app import App, build_indexer  # noqa: E402
 from context_server.domain.generation.input import GenerationInput  # noqa: E402
+from context_server.domain.memory.lexicon import lexicon  # noqa: E402
+from context_server.domain.memory.references import subjects_text  # noqa: E402
 from context_server.settings import Settings  # noqa: E402
 
 USERS = [f"user{i:02d}" for i in range(20)]
-LAYOUT = 2  # bump when the generated data changes, so cached directories are rebuilt
+LAYOUT = 3  # bump when the generated data changes, so cached directories are rebuilt
 
 SUBJECTS = [
     "spaceship", "lighthouse", "fox", "castle", "bowl of ramen", "sports car", "dragon", "robot", "owl",
@@ -149,7 +151,8 @@ def build(home: Path, n: int, embedder: Embedder) -> dict[str, list[str]]:
                            "prompt": prompt, "final_prompt": prompt, "negative_prompt": None,
                            "provider": "placeholder", "model": "placeholder-1", "seed": i, "width": 512,
                            "height": 512, "format": "png", "path": str(picture), "applied": "{}",
-                           "incognito": 0, "created_at": at})
+                           "incognito": 0, "created_at": at, "search_text": prompt,
+                           "subjects": subjects_text(lexicon().analyse(prompt))})
         with store.write() as db:
             db.table("memories").insert_all(memories, batch_size=500)
             db.table("images").insert_all(images, batch_size=500)

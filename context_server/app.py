@@ -34,7 +34,7 @@ from context_server.domain.generation.limits import RateLimiter
 from context_server.domain.generation.service import GenerationService
 from context_server.domain.generation.usage import UsageLedger
 from context_server.domain.images import Images
-from context_server.domain.memory.references import References
+from context_server.domain.memory.references import References, fill_subjects
 from context_server.domain.memory.service import MemoryService
 from context_server.domain.memory.styles import StyleSelector
 from context_server.domain.profile import Profiles
@@ -164,6 +164,10 @@ class App:
         assert self._first_request is not None
         await after_first_answer(self._first_request)
         self.embedder.start()
+        try:
+            await anyio.to_thread.run_sync(fill_subjects, self.store)
+        except Exception:
+            log.exception("could not describe the images stored before this version; they are read one by one")
         self.indexer.copy_early(self.settings.user)  # over stdio the one user; over HTTP the default one
         loop = asyncio.get_running_loop()
         next_maintenance = loop.time()

@@ -22,6 +22,7 @@ __all__ = [
     "GenerationSummary",
     "ImageHit",
     "JobStatus",
+    "LeftOutStyle",
     "ProviderDescription",
     "Timings",
     "image_uri",
@@ -44,8 +45,19 @@ JobStatus = Literal["completed", "running", "failed"]
 
 class AppliedStyle(BaseModel):
     memory_id: str
-    content: str
+    content: str = Field(description="The memory in the user's own words.")
     score: float = Field(description="How relevant the memory was judged (1.0 for pinned and session styles).")
+    applies_to: str | None = Field(default=None, description='"always" or the subject it is for ("logos").')
+    why: str = Field(default="", description="Why it applied: pinned, this session, always, or the subject matched.")
+    placement: Literal["prompt", "negative"] = Field(
+        default="prompt", description='"negative": a thing the user does not want, added to the negative prompt.')
+    phrase: str = Field(default="", description="The words that went to the provider.")
+
+
+class LeftOutStyle(BaseModel):
+    memory_id: str
+    content: str
+    reason: str
 
 
 class AppliedReference(BaseModel):
@@ -53,7 +65,9 @@ class AppliedReference(BaseModel):
     prompt: str
     score: float
     mode: Literal["image_to_image", "prompt_continuity"]
-    alternatives: list[dict[str, object]] = Field(default_factory=list)
+    reason: str = Field(default="", description='How it was chosen, e.g. "newest of 3 spaceship images".')
+    alternatives: list[dict[str, object]] = Field(
+        default_factory=list, description="The other matching images (image_id, prompt, created_at), nearest first.")
 
 
 class Applied(BaseModel):
@@ -64,6 +78,8 @@ class Applied(BaseModel):
     template: str | None = Field(default=None, description="The template's name.")
     template_version: int | None = Field(default=None, description="The version of the template that was rendered.")
     reference: AppliedReference | None = None
+    left_out: list[LeftOutStyle] = Field(
+        default_factory=list, description="Styles that matched but were left out, e.g. beaten by a more specific one.")
 
 
 class Timings(BaseModel):

@@ -243,3 +243,24 @@ def m011_store_item_vectors(db: Database) -> None:
         pk=("collection", "item_id"),
         not_null={"user_id", "model", "vector"},
     )
+
+
+@migrations()
+def m012_add_subjects_and_style_scope(db: Database) -> None:
+    """Issue 13: what each image is about, and when each style applies, decided once at write time.
+
+    images.search_text: the image's prompt, or for an edit its source's search_text plus the instruction
+    (through any chain of edits), so an edited spaceship is still a spaceship. images.subjects: the
+    subject-lexicon concepts of that text (" 12 345 ... "), so "my last dog image" is one indexed query
+    plus a LIKE, never a scan of every prompt. images.session_id: which conversation made it ("the one
+    before that"). Rows written before this migration are filled in by the server's warm-up.
+
+    memories.applies_to: "always", a subject phrase ("logos"), or NULL (not a style); memories.placement:
+    "negative" for a negative preference ("never use neon colours"), else "prompt"; memories.prompt_phrase:
+    the words that go to the provider ("soft watercolour style"), the user's own words staying in content.
+    """
+    for column in ("search_text", "subjects", "session_id"):
+        db["images"].add_column(column, str)
+    db["images"].create_index(["user_id", "session_id", "created_at"], if_not_exists=True)
+    for column in ("applies_to", "placement", "prompt_phrase"):
+        db["memories"].add_column(column, str)

@@ -50,7 +50,7 @@ async def test_generate_returns_a_stored_image_of_the_requested_size(client: Cli
     assert (data["width"], data["height"], data["format"]) == (640, 384, "png")
     assert data["final_prompt"] == "a lighthouse on a cliff"
     assert data["applied"] == {"styles": [], "profile": {}, "template": None, "template_version": None,
-                               "reference": None}
+                               "reference": None, "left_out": []}
     kinds = [block.type for block in result.content]
     assert kinds == ["text", "image", "resource_link"]
     preview = result.content[1]

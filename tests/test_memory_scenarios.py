@@ -40,9 +40,11 @@ async def test_a_pinned_style_is_applied_to_later_unrelated_prompts(client: Clie
                         kind="style", pinned=True)
     for prompt in ("a bowl of fruit on a table", "a spaceship over the ocean", "a portrait of my grandmother"):
         made = await call(client, "generate_image", prompt=prompt, **SMALL)
-        assert made["applied"]["styles"] == [{"memory_id": pinned["memory_id"],
-                                              "content": "in the style of a ukiyo-e woodblock print", "score": 1.0}]
-        assert made["final_prompt"] == f"{prompt}. Style: in the style of a ukiyo-e woodblock print"
+        [style] = made["applied"]["styles"]
+        assert (style["memory_id"], style["content"], style["score"], style["why"]) == (
+            pinned["memory_id"], "in the style of a ukiyo-e woodblock print", 1.0, "pinned")
+        # the provider gets prompt phrases joined by commas (issue 13), not "{prompt}. Style: ..."
+        assert made["final_prompt"] == f"{prompt}, in the style of a ukiyo-e woodblock print"
 
 
 async def test_a_style_about_one_kind_of_image_applies_to_that_kind_only(client: Client) -> None:
@@ -52,7 +54,8 @@ async def test_a_style_about_one_kind_of_image_applies_to_that_kind_only(client:
                             kind="style")
     logo = await call(client, "generate_image", prompt="a logo for a coffee shop called Bean There", dry_run=True)
     assert style_ids(logo) == [logos["memory_id"]]
-    assert logo["final_prompt"].endswith("Style: logos should be minimal flat vector art in two colours")
+    assert logo["final_prompt"] == ("a logo for a coffee shop called Bean There, "
+                                    "minimal flat vector art in two colours")
     valley = await call(client, "generate_image", prompt="a mountain landscape with a river at sunset",
                         dry_run=True)
     assert style_ids(valley) == [landscapes["memory_id"]]
@@ -101,6 +104,8 @@ async def test_my_last_subject_image_survives_a_server_restart(home: Path) -> No
                            dry_run=True)
         assert "no previous image in this session" in await call_error(
             client, "generate_image", prompt="x", reference="the previous one", dry_run=True)
+        assert "no previous image in this session" in await call_error(
+            client, "generate_image", prompt="x", reference="the one you just made", dry_run=True)
     assert again["applied"]["reference"]["image_id"] == made["a red spaceship landing on mars"]
     assert ramen["applied"]["reference"]["image_id"] == made["a bowl of ramen with chopsticks"]
 

@@ -285,7 +285,7 @@ async def test_apply_memory_false_adds_nothing_from_memory(client: Client, app: 
     made = await call(client, "generate_image", prompt="a lighthouse", apply_memory=False, **SMALL)
     assert made["final_prompt"] == "a lighthouse" and made["negative_prompt"] is None
     assert made["applied"] == {"styles": [], "profile": {}, "template": None, "template_version": None,
-                               "reference": None}
+                               "reference": None, "left_out": []}
     assert (await call(client, "update_memory", memory_id=style["memory_id"], tags=["x"]))["use_count"] == 0
 
 
@@ -294,7 +294,7 @@ async def test_dry_run_reports_the_receipt_but_stores_nothing(client: Client, ap
     dry = await call(client, "generate_image", prompt="a lighthouse", dry_run=True)
     assert dry["dry_run"] and dry["status"] == "completed"
     assert dry["image_id"] is None and dry["job_id"] is None and dry["path"] is None
-    assert dry["final_prompt"] == "a lighthouse. Style: everything in neon colours"
+    assert dry["final_prompt"] == "a lighthouse, in neon colours"
     assert [s["memory_id"] for s in dry["applied"]["styles"]] == [style["memory_id"]]
     assert [count(app, t) for t in ("images", "jobs", "usage")] == [0, 0, 0]
     assert app.store.one("select 1 as x from outbox where collection = 'images'") is None
@@ -375,4 +375,4 @@ async def test_a_reference_that_matches_nothing_is_refused_even_when_styles_appl
                       reference="my last lighthouse image", dry_run=True)
     assert used["applied"]["reference"]["prompt"] == "a lighthouse in a storm"
     assert used["applied"]["reference"]["mode"] == "image_to_image"  # the placeholder model takes an image
-    assert used["final_prompt"] == "a mountain landscape at dawn. Style: landscapes should be muted watercolour"
+    assert used["final_prompt"] == "a mountain landscape at dawn, muted watercolour"

@@ -121,7 +121,7 @@ class Images:
         is incognito."""
         db.table("images").insert(row)
         if not row["incognito"]:
-            self.indexer.enqueue(db, row["user_id"], "images", row["id"], "upsert", row["prompt"])
+            self.indexer.enqueue(db, row["user_id"], "images", row["id"], "upsert", row.get("search_text") or row["prompt"])
 
     def delete(self, user_id: str, image_id: str) -> None:
         row = self.get(user_id, image_id)

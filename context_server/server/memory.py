@@ -26,6 +26,9 @@ __all__ = ["register_memory"]
 
 Kind = Literal["style", "preference", "fact", "note"]
 MemoryId = Annotated[str, Field(min_length=1, max_length=64, description="The memory_id returned by save_memory or a listing.")]
+AppliesTo = Annotated[str | None, Field(min_length=1, max_length=200, description=(
+    'Style memories only: when to apply it, "always" or a subject phrase such as "logos" or "portraits". '
+    "Inferred from the content when not given."))]
 Tags = Annotated[list[Annotated[str, Field(max_length=64)]] | None, Field(max_length=20, description="Up to 20 short tags.")]
 
 
@@ -41,6 +44,7 @@ class MemoryOut(BaseModel):
     use_count: int
     last_used_at: str | None = None
     score: float | None = None
+    applies_to: str | None = Field(None, description='Styles only: "always" or the subject it is for ("logos").')
 
 
 class SavedMemory(BaseModel):
@@ -48,6 +52,7 @@ class SavedMemory(BaseModel):
     kind: str
     scope: str
     merged_into: str | None = Field(None, description="Set when the content repeated an existing memory: the id it was merged into.")
+    applies_to: str | None = Field(None, description='Styles only: "always" or the subject it is for ("logos"); null for other kinds.')
 
 
 class MemoryPage(BaseModel):
@@ -81,7 +86,7 @@ def _out(memory: Memory) -> MemoryOut:
     return MemoryOut(memory_id=memory.memory_id, content=memory.content, kind=memory.kind, scope=memory.scope,
                      tags=memory.tags, pinned=memory.pinned, created_at=memory.created_at,
                      updated_at=memory.updated_at, use_count=memory.use_count, last_used_at=memory.last_used_at,
-                     score=None if memory.score is None else round(memory.score, 4))
+                     score=None if memory.score is None else round(memory.score, 4), applies_to=memory.applies_to)
 
 
 def _memory_line(m: MemoryOut, width: int | None) -> str:
@@ -117,17 +122,22 @@ def _memory_list(memories: list[MemoryOut], head: str, empty: str, make: Callabl
     return fit_list(len(memories), build, widths=(None, 500, 200, 100, 50))
 
 
-def _when_it_applies(kind: str, scope: str, pinned: bool, applies_to: object) -> str:
+def _when_it_applies(kind: str, scope: str, pinned: bool, applies_to: str | None, placement: str | None) -> str:
+    """One line the assistant can repeat: when this memory will change a prompt."""
     where = " in this conversation" if scope == "session" else ""
     if kind != "style":
         return (f"A {kind} is not added to prompts (only styles are); it is kept for you to look up with "
                 "search_memories or get_all_memories.")
-    if pinned or applies_to == "always":
-        return f"It will be added to every generation{where} (pinned)." if pinned else \
-            f"It will be added to every generation{where}."
+    target = "the negative prompt (things to avoid) of " if placement == "negative" else ""
+    if pinned:
+        return f"It will be added to {target}every generation{where} (pinned)."
+    if applies_to == "always":
+        return (f"It will be added to {target}every generation{where} (update_memory applies_to='<subject>' "
+                "narrows it).")
     if applies_to:
-        return f"It will be added to generations{where} about {applies_to}."
-    return f"It will be added to generations{where} whose prompt it matches by meaning."
+        return (f"It will be added to {target}generations{where} about {applies_to} (update_memory "
+                "applies_to='always' or another subject changes that).")
+    return f"It will be added to {target}generations{where} whose prompt is about what it describes."
 
 
 def register_memory(server: MCPServer, app: App) -> None:
@@ -143,15 +153,17 @@ def register_memory(server: MCPServer, app: App) -> None:
         tags: Tags = None,
         pinned: Annotated[bool, Field(description="A pinned style is added to every generation.")] = False,
         replaces: Annotated[str | None, Field(max_length=64, description="memory_id this one supersedes (deleted; its pin is kept).")] = None,
+        applies_to: AppliesTo = None,
     ) -> Annotated[CallToolResult, SavedMemory]:
         """Remember something about the user; a near-duplicate is merged into the existing memory."""
         user, sid = current_user(app), session_id(ctx)
         old = app.memory.get(user, replaces) if replaces else None
         saved = await anyio.to_thread.run_sync(lambda: app.memory.save(
-            user, content, kind=kind, scope=scope, tags=tags, pinned=pinned, replaces=replaces, session_id=sid))
-        out = SavedMemory(memory_id=saved.memory_id, kind=saved.kind, scope=saved.scope, merged_into=saved.merged_into)
+            user, content, kind=kind, scope=scope, tags=tags, pinned=pinned, replaces=replaces, session_id=sid,
+            applies_to=applies_to))
+        out = SavedMemory(memory_id=saved.memory_id, kind=saved.kind, scope=saved.scope, merged_into=saved.merged_into,
+                          applies_to=saved.applies_to)
         memory = app.memory.get(user, saved.memory_id)
-        applies_to = getattr(saved, "applies_to", None) or getattr(memory, "applies_to", None)
         if out.merged_into:
             text = (f"Already remembered: merged into memory_id: {out.merged_into} (same meaning as an existing "
                     f"{out.kind}: \"{clip(memory.content, 300)}\"); nothing new was stored.")
@@ -160,7 +172,7 @@ def register_memory(server: MCPServer, app: App) -> None:
         if old is not None:
             text += f" Replaced memory_id: {old.memory_id} (deleted)"
             text += ("; it was pinned, and the pin was kept." if old.pinned else ".")
-        text += " " + _when_it_applies(out.kind, out.scope, memory.pinned, applies_to)
+        text += " " + _when_it_applies(out.kind, out.scope, memory.pinned, saved.applies_to, saved.placement)
         return structured(out, text)
 
     @domain_errors
@@ -210,14 +222,15 @@ def register_memory(server: MCPServer, app: App) -> None:
         kind: Annotated[Kind | None, Field(description="New kind.")] = None,
         tags: Tags = None,
         pinned: Annotated[bool | None, Field(description="Pin or unpin.")] = None,
+        applies_to: AppliesTo = None,
     ) -> Annotated[CallToolResult, MemoryOut]:
-        """Change a memory's text, kind, tags or pinning."""
+        """Change a memory's text, kind, tags, pinning, or when a style applies (applies_to)."""
         user = current_user(app)
         updated = await anyio.to_thread.run_sync(lambda: app.memory.update(
-            user, memory_id, content=content, kind=kind, tags=tags, pinned=pinned))
+            user, memory_id, content=content, kind=kind, tags=tags, pinned=pinned, applies_to=applies_to))
         out = _out(updated)
         text = f"Updated memory_id: {out.memory_id}:\n{_memory_line(out, None)}\n" + _when_it_applies(
-            out.kind, out.scope, out.pinned, getattr(updated, "applies_to", None))
+            out.kind, out.scope, out.pinned, updated.applies_to, updated.placement)
         return structured(out, text)
 
     @domain_errors

@@ -20,11 +20,12 @@ from context_server.adapters.providers.registry import ProviderRegistry
 from context_server.domain.generation.input import GenerationInput
 from context_server.domain.images import Images
 from context_server.domain.memory.references import Reference, References
+from context_server.domain.memory.styles import StyleChoice, compose_negative, compose_prompt
 from context_server.domain.profile import Profiles
 from context_server.domain.sessions import Session
 from context_server.domain.templates.library import TemplateLibrary
 from context_server.errors import InvalidInput
-from context_server.models import Applied, AppliedReference, AppliedStyle
+from context_server.models import Applied, AppliedReference
 
 __all__ = ["Enricher", "Enrichment", "StyleSource"]
 
@@ -32,8 +33,8 @@ FetchFn = Callable[[str], Awaitable[bytes]]
 
 
 class StyleSource(Protocol):
-    def styles_for(self, user_id: str, session_id: str, prompt: str, strength: str) -> list[AppliedStyle]:
-        """Pinned styles, the styles relevant to `prompt` and this session's styles, best first."""
+    def styles_for(self, user_id: str, session_id: str, prompt: str, strength: str) -> StyleChoice:
+        """The styles that apply to `prompt` (pinned, this session's, always, its subject's), and those left out."""
         ...
 
 
@@ -81,26 +82,27 @@ class Enricher:
             raise InvalidInput("give either reference or input_image_url, not both")
         if inp.apply_memory:
             self._apply_profile(result, inp, result.profile)
-        styles, ref = await self._look_up(result, user_id, session, inp)
-        if styles:
-            result.applied.styles = styles
-            result.used_memory_ids = [s.memory_id for s in styles]
-            result.final_prompt = f"{result.final_prompt}. Style: " + "; ".join(s.content for s in styles)
+        choice, ref = await self._look_up(result, user_id, session, inp)
+        if choice.styles:
+            result.applied.styles = choice.styles
+            result.applied.left_out = choice.left_out
+            result.used_memory_ids = [s.memory_id for s in choice.styles]
+            result.final_prompt = compose_prompt(result.final_prompt, [s.phrase for s in choice.positive])
+            if choice.negative:
+                result.negative_prompt = compose_negative(result.negative_prompt,
+                                                          [s.phrase for s in choice.negative])
         await self._apply_reference(result, user_id, session, inp, ref)
         return result
 
     async def _look_up(self, result: Enrichment, user_id: str, session: Session,
-                       inp: GenerationInput) -> tuple[list[AppliedStyle], Reference | None]:
-        """The styles for this prompt and the referenced image, looked up at the same time.
-
-        Each lookup embeds its own text and queries its own Chroma collection, in its own worker thread:
-        ONNX Runtime and Chroma release the GIL, so on 2 cores the two overlap. (One batched embedding of
-        both texts was measured slower than two separate ones: the short subject is padded to the
-        prompt's length.) The results are applied in the fixed order afterwards; when both fail, the
-        styles' error is the one raised, as if they had run one after the other."""
+                       inp: GenerationInput) -> tuple[StyleChoice, Reference | None]:
+        """The styles for this prompt and the referenced image, looked up at the same time, each in its own
+        worker thread (styles read SQLite and the subject lexicon; a reference may also ask the image index).
+        The results are applied in the fixed order afterwards; when both fail, the styles' error is the one
+        raised, as if they had run one after the other."""
         strength = str(result.profile.get("style_strength") or "light")
         wants_styles = inp.apply_memory and self.styles is not None and strength != "off"
-        styles: list[AppliedStyle] = []
+        styles = StyleChoice()
         ref: Reference | None = None
         errors: list[BaseException | None] = [None, None]
 
@@ -194,6 +196,6 @@ class Enricher:
                 result.seed = int(ref.row["seed"])
         result.applied.reference = AppliedReference(
             image_id=ref.image_id, prompt=ref.prompt, score=ref.score, mode=mode,  # type: ignore[arg-type]
-            alternatives=ref.alternatives,
+            reason=ref.reason, alternatives=ref.alternatives,
         )
 

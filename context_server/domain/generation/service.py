@@ -30,6 +30,7 @@ from context_server.domain.generation.limits import RateLimiter, check_budget
 from context_server.domain.generation.sizing import resolve_size
 from context_server.domain.generation.usage import UsageLedger
 from context_server.domain.images import Images
+from context_server.domain.memory.references import describe_image
 from context_server.domain.memory.service import MemoryService
 from context_server.domain.sessions import Session, Sessions
 from context_server.errors import Conflict, ContextServerError, InvalidInput
@@ -226,7 +227,8 @@ class GenerationService:
             if image.revised_prompt:
                 result.notes.append(f"{provider.name} revised the prompt to: {image.revised_prompt}")
             what = f"image returned by {provider.name}"
-            await anyio.to_thread.run_sync(lambda: self._record(user_id, job_id, image.data, what, image.seed, result))
+            await anyio.to_thread.run_sync(lambda: self._record(user_id, job_id, image.data, what, image.seed, result,
+                                                                 kind, session.id))
             result.timings_ms.provider = round(provider_ms, 2)
             result.timings_ms.total = round((time.perf_counter() - started) * 1000, 2)
             self.jobs.save_result(user_id, job_id, result.model_dump_json())
@@ -242,7 +244,7 @@ class GenerationService:
             self._live.pop(job_id, None)
 
     def _record(self, user_id: str, job_id: str, data: bytes, what: str, seed: int | None,
-                result: GenerateResult) -> None:
+                result: GenerateResult, kind: str = "generate", session_id: str | None = None) -> None:
         """Decode, store and record the provider's image (on a worker thread, holding a full-size slot)."""
         image_id = secrets.token_hex(16)
         with full_size_image(image_pixels(data)):
@@ -261,7 +263,8 @@ class GenerationService:
             "negative_prompt": result.negative_prompt, "provider": result.provider, "model": result.model,
             "seed": result.seed, "width": stored.width, "height": stored.height, "format": stored.format,
             "path": str(stored.path), "applied": result.applied.model_dump_json(),
-            "incognito": int(result.incognito), "created_at": now,
+            "incognito": int(result.incognito), "created_at": now, "session_id": session_id,
+            **describe_image(self.store, user_id, result.prompt, result.parent_id, kind),
         }
         try:
             with self.store.write() as db:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from context_server.domain.memory.scope import ALWAYS, StyleScope, read_style
 from context_server.domain.text import sanitise
 from context_server.errors import InvalidInput
 
@@ -27,6 +28,7 @@ __all__ = [
     "check_choice",
     "check_content",
     "check_tags",
+    "effective_applies_to",
     "merge_tags",
     "visibility_sql",
 ]
@@ -55,6 +57,12 @@ class Memory:
     session_id: str | None = None
     replaces: str | None = None
     score: float | None = None
+    applies_to: str | None = None
+
+    @property
+    def placement(self) -> str | None:
+        """"negative" for a negative preference, "prompt" for other styles, None for other kinds."""
+        return _scope(self).placement if self.kind == "style" else None
 
     @classmethod
     def from_row(cls, row: dict[str, Any], score: float | None = None) -> Memory:
@@ -72,6 +80,7 @@ class Memory:
             session_id=row["session_id"],
             replaces=row["replaces"],
             score=score,
+            applies_to=effective_applies_to(row),
         )
 
 
@@ -81,6 +90,22 @@ class SaveResult:
     kind: str
     scope: str
     merged_into: str | None = None
+    applies_to: str | None = None
+    placement: str | None = None
+
+
+def effective_applies_to(row: dict[str, Any]) -> str | None:
+    """When a memory applies: None for preferences, facts and notes; "always" for a pinned style; else the
+    stored scope, or the one read from its words (rows saved before scopes were stored)."""
+    if row["kind"] != "style":
+        return None
+    if row["pinned"]:
+        return ALWAYS
+    return row.get("applies_to") or read_style(row["content"]).applies_to
+
+
+def _scope(memory: Memory) -> StyleScope:
+    return read_style(memory.content, memory.applies_to)
 
 
 def visibility_sql(scope: str | None, session_id: str | None, params: list[Any], column: str = "") -> str:

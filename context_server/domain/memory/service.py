@@ -47,9 +47,11 @@ from context_server.domain.memory.rules import (
     check_choice,
     check_content,
     check_tags,
+    effective_applies_to,
     merge_tags,
     visibility_sql,
 )
+from context_server.domain.memory.scope import ALWAYS, read_style
 from context_server.domain.paging import decode_cursor, page
 from context_server.domain.search.indexing import Indexer
 from context_server.domain.text import fts_query, normalise_for_match, sanitise
@@ -86,9 +88,11 @@ class MemoryService:
         pinned: bool = False,
         replaces: str | None = None,
         session_id: str | None = None,
+        applies_to: str | None = None,
     ) -> SaveResult:
         text = check_content(content)
         check_choice("kind", kind, KINDS)
+        scoping = _scoping(text, kind, applies_to)
         check_choice("scope", scope, SCOPES)
         clean_tags = check_tags(tags)
         if scope == "session" and not session_id:
@@ -103,15 +107,16 @@ class MemoryService:
             with self.store.write() as db:
                 if twin is not None:
                     merged = merge_tags(json.loads(twin["tags"] or "[]"), clean_tags)
-                    db.table("memories").update(
-                        twin["id"],
-                        {
-                            "tags": json.dumps(merged),
-                            "pinned": int(bool(twin["pinned"]) or pinned),
-                            "updated_at": now,
-                        },
-                    )
-                    result = SaveResult(twin["id"], kind, scope, merged_into=twin["id"])
+                    changes = {"tags": json.dumps(merged), "pinned": int(bool(twin["pinned"]) or pinned),
+                               "updated_at": now}
+                    if applies_to is not None and kind == "style":
+                        changes.update(scoping)
+                    db.table("memories").update(twin["id"], changes)
+                    kept = {**twin, **changes}
+                    result = SaveResult(twin["id"], kind, scope, merged_into=twin["id"],
+                                        applies_to=effective_applies_to(kept),
+                                        placement=kept.get("placement") or _scoping(twin["content"], kind, None).get(
+                                            "placement"))
                 else:
                     memory_id = secrets.token_hex(12)
                     db.table("memories").insert(
@@ -129,11 +134,14 @@ class MemoryService:
                             "replaces": replaces,
                             "created_at": now,
                             "updated_at": now,
+                            **scoping,
                         }
                     )
                     if scope == "long_term":
                         self.indexer.enqueue(db, user_id, "memories", memory_id, "upsert", text)
-                    result = SaveResult(memory_id, kind, scope)
+                    result = SaveResult(memory_id, kind, scope,
+                                        applies_to=ALWAYS if pinned and kind == "style" else scoping["applies_to"],
+                                        placement=scoping["placement"])
                 if old is not None and old["id"] != result.memory_id:
                     self._delete_row(db, user_id, old)
         self._drain()
@@ -147,9 +155,14 @@ class MemoryService:
         kind: str | None = None,
         tags: Sequence[str] | None = None,
         pinned: bool | None = None,
+        applies_to: str | None = None,
     ) -> Memory:
         row = self._row(user_id, memory_id)
         changes: dict[str, Any] = {}
+        new_kind = kind if kind is not None else row["kind"]
+        if applies_to is not None and new_kind != "style":
+            raise InvalidInput("applies_to is for style memories; preferences, facts and notes are never put in "
+                               "prompts (change kind to 'style' to make it one)")
         if content is not None:
             changes["content"] = check_content(content)
         if kind is not None:
@@ -158,8 +171,14 @@ class MemoryService:
             changes["tags"] = json.dumps(check_tags(tags))
         if pinned is not None:
             changes["pinned"] = int(pinned)
+        if "content" in changes or "kind" in changes or applies_to is not None:
+            # a stated scope stays unless a new one is given; a new text is read again
+            kept = applies_to
+            if applies_to is None and "content" not in changes and row["kind"] == "style" == new_kind:
+                kept = row["applies_to"]
+            changes.update(_scoping(changes.get("content", row["content"]), new_kind, kept))
         if not changes:
-            raise InvalidInput("nothing to update: pass content, kind, tags or pinned")
+            raise InvalidInput("nothing to update: pass content, kind, tags, pinned or applies_to")
         changes["updated_at"] = now_iso()
         with self.store.write() as db:
             db.table("memories").update(row["id"], changes)
@@ -372,3 +391,16 @@ class MemoryService:
             self.indexer.drain()
         except Exception:
             log.warning("indexing after a write failed; the outbox keeps it for later", exc_info=True)
+
+
+def _scoping(content: str, kind: str, applies_to: str | None) -> dict[str, Any]:
+    """The stored scope columns of a memory (see scope.py): only styles have them."""
+    if applies_to is not None and not applies_to.strip():
+        raise InvalidInput("applies_to must be 'always' or a subject such as 'logos' or 'portraits'")
+    if kind != "style":
+        if applies_to is not None:
+            raise InvalidInput("applies_to is for style memories; preferences, facts and notes are never put in "
+                               "prompts")
+        return {"applies_to": None, "placement": None, "prompt_phrase": None}
+    found = read_style(content, applies_to.strip() if applies_to else None)
+    return {"applies_to": found.applies_to, "placement": found.placement, "prompt_phrase": found.phrase}

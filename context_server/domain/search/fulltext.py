@@ -18,7 +18,7 @@ from context_server.adapters.embedder import Embedder, cosine
 from context_server.adapters.store import Store
 from context_server.domain.text import fts_query
 
-__all__ = ["SOURCES", "WHERE_COLUMNS", "fulltext_search"]
+__all__ = ["SOURCES", "WHERE_COLUMNS", "fulltext_search", "text_of"]
 
 # Per collection: how to read the indexable state of items, and the FTS table behind the fallback.
 SOURCES: dict[str, dict[str, str]] = {
@@ -31,7 +31,8 @@ SOURCES: dict[str, dict[str, str]] = {
     },
     "images": {
         "table": "images",
-        "text": "prompt",
+        "text": "coalesce(search_text, prompt)",  # an edit is found by its source's description too
+        "fts_text": "coalesce(t.search_text, t.prompt)",
         "meta": "'image'",
         "indexable": "coalesce(incognito, 0) = 0",
         "fts": "images_fts",
@@ -39,6 +40,11 @@ SOURCES: dict[str, dict[str, str]] = {
 }
 #: `where` keys the FTS fallback understands, per collection (column names; values are bound parameters).
 WHERE_COLUMNS = {"memories": {"kind"}, "images": set[str]()}
+
+
+def text_of(src: dict[str, str]) -> str:
+    """The item's text as an expression on the source table aliased `t` (images: their description)."""
+    return src.get("fts_text", "t." + src["text"])
 
 
 def fulltext_search(
@@ -58,7 +64,7 @@ def fulltext_search(
         return []
     src = SOURCES[collection]
     sql = (
-        f"SELECT t.id, t.{src['text']} AS text, bm25({src['fts']}) AS rank FROM {src['fts']} "
+        f"SELECT t.id, {text_of(src)} AS text, bm25({src['fts']}) AS rank FROM {src['fts']} "
         f"JOIN {src['table']} t ON t.rowid = {src['fts']}.rowid "
         f"WHERE {src['fts']} MATCH ? AND t.user_id = ? AND {src['indexable']}"
     )

@@ -26,7 +26,7 @@ from sqlite_utils import Database
 
 from context_server.adapters.embedder import Embedder
 from context_server.adapters.store import Store
-from context_server.domain.search.fulltext import SOURCES, WHERE_COLUMNS
+from context_server.domain.search.fulltext import SOURCES, WHERE_COLUMNS, text_of
 
 __all__ = ["StoredVectors"]
 
@@ -55,7 +55,7 @@ class StoredVectors:
         db.conn.executemany(
             f"INSERT OR REPLACE INTO item_vectors (collection, item_id, user_id, model, vector) "
             f"SELECT ?, t.id, t.user_id, ?, ? FROM {src['table']} t "
-            f"WHERE t.id = ? AND t.{src['text']} = ? AND {src['indexable']}",
+            f"WHERE t.id = ? AND {text_of(src)} = ? AND {src['indexable']}",
             [(collection, self.embedder.model_name, _blob(vector), item_id, text)
              for item_id, text, vector in items],
         )
@@ -68,7 +68,7 @@ class StoredVectors:
         src = SOURCES[collection]
         texts = {row["id"]: row["text"] for row in rows}
         found = self.store.query(
-            f"SELECT v.item_id, v.vector, t.{src['text']} AS text FROM item_vectors v JOIN {src['table']} t "
+            f"SELECT v.item_id, v.vector, {text_of(src)} AS text FROM item_vectors v JOIN {src['table']} t "
             f"ON t.id = v.item_id WHERE v.collection = ? AND v.model = ? "
             f"AND v.item_id IN ({','.join('?' * len(texts))})",
             [collection, self.embedder.model_name, *texts])
@@ -99,7 +99,7 @@ class StoredVectors:
         if limit <= 0 or (candidates is not None and not candidates):
             return []
         src = SOURCES[collection]
-        sql = (f"SELECT t.id, t.{src['text']} AS text, v.vector, v.model FROM {src['table']} t "
+        sql = (f"SELECT t.id, {text_of(src)} AS text, v.vector, v.model FROM {src['table']} t "
                f"LEFT JOIN item_vectors v ON v.collection = ? AND v.item_id = t.id "
                f"WHERE t.user_id = ? AND {src['indexable']}")
         params: list[Any] = [collection, user_id]
