@@ -11,7 +11,6 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from context_server.adapters.providers.base import ProviderInfo
 from context_server.domain.generation.input import GenerationInput
 from context_server.domain.paging import encode_cursor
 from context_server.errors import ContextServerError
@@ -242,7 +241,7 @@ def _ids(g: GenerationSummary) -> str:
             else f"job_id: {g.job_id} (no image)")
 
 
-def _provider_text(info: ProviderInfo) -> str:
+def _provider_text(info: Any) -> str:
     head = f"{info.name}: " + ("configured" if info.configured else f"not configured ({info.setup_hint or 'see docs'})")
     if info.description:
         head += f". {info.description}"
