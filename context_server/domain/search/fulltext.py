@@ -18,7 +18,7 @@ from context_server.adapters.embedder import Embedder, cosine
 from context_server.adapters.store import Store
 from context_server.domain.text import fts_query
 
-__all__ = ["SOURCES", "WHERE_COLUMNS", "fulltext_search", "text_of"]
+__all__ = ["SOURCES", "WHERE_COLUMNS", "fulltext_search", "item_filters", "text_of"]
 
 # Per collection: how to read the indexable state of items, and the FTS table behind the fallback.
 SOURCES: dict[str, dict[str, str]] = {
@@ -47,6 +47,22 @@ def text_of(src: dict[str, str]) -> str:
     return src.get("fts_text", "t." + src["text"])
 
 
+def item_filters(collection: str, candidates: Collection[str] | None,
+                 where: Mapping[str, str] | None) -> tuple[str, list[Any]]:
+    """SQL (` AND ...` on the item table aliased `t`) and its parameters restricting a search to `candidates`
+    and to the `where` columns a collection may be filtered on; shared by the FTS and stored-vector rankings."""
+    sql, params = "", []
+    for key, value in (where or {}).items():
+        if key not in WHERE_COLUMNS[collection]:
+            raise ValueError(f"cannot filter {collection} on {key!r}")
+        sql += f" AND t.{key} = ?"
+        params.append(value)
+    if candidates is not None:
+        sql += f" AND t.id IN ({','.join('?' * len(candidates))})"
+        params.extend(candidates)
+    return sql, params
+
+
 def fulltext_search(
     store: Store,
     embedder: Embedder,
@@ -68,15 +84,9 @@ def fulltext_search(
         f"JOIN {src['table']} t ON t.rowid = {src['fts']}.rowid "
         f"WHERE {src['fts']} MATCH ? AND t.user_id = ? AND {src['indexable']}"
     )
-    params: list[Any] = [match, user_id]
-    for key, value in (where or {}).items():
-        if key not in WHERE_COLUMNS[collection]:
-            raise ValueError(f"cannot filter {collection} on {key!r}")
-        sql += f" AND t.{key} = ?"
-        params.append(value)
-    if candidates is not None:
-        sql += f" AND t.id IN ({','.join('?' * len(candidates))})"
-        params.extend(candidates)
+    extra, extra_params = item_filters(collection, candidates, where)
+    sql += extra
+    params: list[Any] = [match, user_id, *extra_params]
     sql += " ORDER BY rank LIMIT ?"
     params.append(max(limit * 4, 20) if embedder.ready else limit)
     rows = store.query(sql, params)

@@ -26,7 +26,7 @@ from sqlite_utils import Database
 
 from context_server.adapters.embedder import Embedder
 from context_server.adapters.store import Store
-from context_server.domain.search.fulltext import SOURCES, WHERE_COLUMNS, text_of
+from context_server.domain.search.fulltext import SOURCES, item_filters, text_of
 
 __all__ = ["StoredVectors"]
 
@@ -102,15 +102,9 @@ class StoredVectors:
         sql = (f"SELECT t.id, {text_of(src)} AS text, v.vector, v.model FROM {src['table']} t "
                f"LEFT JOIN item_vectors v ON v.collection = ? AND v.item_id = t.id "
                f"WHERE t.user_id = ? AND {src['indexable']}")
-        params: list[Any] = [collection, user_id]
-        for key, value in (where or {}).items():
-            if key not in WHERE_COLUMNS[collection]:
-                raise ValueError(f"cannot filter {collection} on {key!r}")
-            sql += f" AND t.{key} = ?"
-            params.append(value)
-        if candidates is not None:
-            sql += f" AND t.id IN ({','.join('?' * len(candidates))})"
-            params.extend(candidates)
+        extra, extra_params = item_filters(collection, candidates, where)
+        sql += extra
+        params: list[Any] = [collection, user_id, *extra_params]
         rows = self.store.query(sql, params)
         query = self.embedder.embed([query_text])[0]
         if not rows:
