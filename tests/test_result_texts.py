@@ -246,7 +246,7 @@ async def test_memory_search_shows_scores_and_drops_unrelated_memories(client: C
     text, result = await text_of(client, "search_memories", query="watercolour")
     memories = (result.structured_content or {})["memories"]
     assert [m["content"] for m in memories] == ["I like muted watercolour palettes"]
-    assert re.search(r"memory_id: [0-9a-f]+ · style · score 0\.\d\d · I like muted", text)
+    assert re.search(r"memory_id: [0-9a-f]+ · style · (applies to: [a-z ]+ · )?score 0\.\d\d · I like muted", text)
     assert "No memory is close" in await ok(client, "search_memories", query="tax return forms")
 
 

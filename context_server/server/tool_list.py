@@ -13,7 +13,9 @@ schemas repeat a `title` for every property ("Job Id" for `job_id`), spell `X | 
 - `"additionalProperties": true` (the default) is dropped, and so is `"type": "object"` on the nested
   parts of an output schema that list `properties`;
 - a part used more than once in a schema is written once under `$defs` and referenced; a `$defs` entry
-  used once is put in place (the reference and the name cost more than they share).
+  used once is put in place (the reference and the name cost more than they share);
+- objects nested deeper than `OUTPUT_DEPTH` in an output schema are plain objects: the result's fields and
+  those of `applied` are spelled out, one applied style or the chosen reference is not (SPEC §3 has them).
 
 Budgets (tests/test_result_texts.py fails past them): the whole list ≤ `TOOL_LIST_BUDGET` characters of
 JSON, output schemas included; the model-facing part (names, descriptions, input schemas) ≤
@@ -44,9 +46,32 @@ def compact_tool_schemas(server: MCPServer[Any]) -> None:
             tool.__dict__.pop("output_schema", None)  # a cached_property on Tool
 
 
+#: Output schemas spell out objects this deep (the result's fields, and the fields of `applied`); parts below
+#: it (one applied style, the chosen reference) are plain objects whose fields SPEC §3 documents.
+OUTPUT_DEPTH = 2
+
+
 def compact_schema(schema: dict[str, Any], *, output: bool) -> dict[str, Any]:
     compact: dict[str, Any] = _compact(schema, output=output, in_properties=False, root=True)
-    return _inline_single_use(compact)
+    compact = _inline_single_use(compact)
+    return _shallow(compact, 0) if output else compact
+
+
+def _shallow(node: dict[str, Any], depth: int) -> dict[str, Any]:
+    """`node` with every object nested deeper than `OUTPUT_DEPTH` written as a plain object (or null)."""
+    if depth > OUTPUT_DEPTH and "properties" in node:
+        return {"type": "object"}
+    out = dict(node)
+    if isinstance(node.get("properties"), dict):
+        out["properties"] = {name: _shallow(value, depth + 1) for name, value in node["properties"].items()}
+    if isinstance(node.get("items"), dict):
+        out["items"] = _shallow(node["items"], depth + 1)
+    if isinstance(node.get("anyOf"), list):
+        members = [_shallow(m, depth) if isinstance(m, dict) else m for m in node["anyOf"]]
+        if depth + 1 > OUTPUT_DEPTH and {"type": "null"} in members and {"type": "object"} in members:
+            return {k: v for k, v in out.items() if k != "anyOf"} | {"type": ["object", "null"]}
+        out["anyOf"] = members
+    return out
 
 
 def _inline_single_use(schema: dict[str, Any]) -> dict[str, Any]:
