@@ -6,12 +6,17 @@ Async tests run on anyio's asyncio backend: test modules set `pytestmark = pytes
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import click.testing
 import platformdirs
+from filelock import FileLock
 import pytest
 from mcp import Client, StdioServerParameters
 
@@ -80,6 +85,47 @@ def stdio_server(home: Path, **env: str) -> StdioServerParameters:
              "CONTEXT_SERVER_LOG_LEVEL": "WARNING", **env})
 
 
+@asynccontextmanager
+async def served(settings: Settings, embedder: Embedder) -> AsyncIterator[Client]:
+    """A whole server (App, MCP server, lifespan) in this process on the SDK's in-memory transport: what a
+    stdio server runs, less the process start. A second `served` over the same data directory after the
+    first has closed is a server restart; tests about the stdio transport or about processes use
+    `stdio_server`."""
+    application = App.create(settings, embedder=embedder)
+    try:
+        async with Client(build_server(application)) as c:
+            yield c
+    finally:
+        await application.aclose()
+
+
+def spawn_cli(home: Path, *args: str, stdin: str | None = None, timeout: float = 300,
+              **env: str) -> subprocess.CompletedProcess[str]:
+    """`context-server ARGS` as the installed command in a new process (`python -m context_server.cli`)."""
+    return subprocess.run([sys.executable, "-m", "context_server.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=WORKTREE, input=stdin,
+                          env={**os.environ, "PYTHONPATH": str(WORKTREE), "CONTEXT_SERVER_HOME": str(home),
+                               "CONTEXT_SERVER_LOG_LEVEL": "WARNING", **env})
+
+
+def run_cli(home: Path, *args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    """`context-server ARGS` run in this process by click's CliRunner, answered like `spawn_cli`: exit code,
+    stdout and stderr apart. The same verbs and the same code; what it skips is the process start (imports,
+    loading the model: the session's `embedder` is shared), about 3 s of CPU per call. An exception no verb
+    handles ends it with exit code 1 and the traceback on stderr, as the process would. Tests about the
+    process itself (exit codes through `sys.exit`, what reaches a real stdout, first-run logs) use
+    `spawn_cli`."""
+    from context_server.cli import main
+
+    runner = click.testing.CliRunner()
+    done = runner.invoke(main, list(args), input=stdin, prog_name="context-server",
+                         env={"CONTEXT_SERVER_HOME": str(home), "CONTEXT_SERVER_LOG_LEVEL": "WARNING", **env})
+    stderr = done.stderr
+    if done.exc_info is not None and not isinstance(done.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(*done.exc_info))
+    return subprocess.CompletedProcess(["context-server", *args], done.exit_code, done.stdout, stderr)
+
+
 async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
     """Call a tool that must succeed and return its structured content."""
     result = await client.call_tool(tool, args)
@@ -119,13 +165,18 @@ def embedder() -> Embedder:
     """The production set-up: the packaged weights exported to ONNX in a cache directory (once per machine,
     see `tests_model_cache`); servers the tests spawn share it through `CONTEXT_SERVER_MODEL_CACHE`."""
     cache = tests_model_cache()
+    cache.mkdir(parents=True, exist_ok=True)
     current = onnx_path_for(cache, default_model_path(), Embedder.model_name)
-    for stale in cache.glob(f"{Embedder.model_name}-*.onnx"):  # older weights or runtimes: never read again
-        if stale != current:
-            stale.unlink(missing_ok=True)
-    model = Embedder(threads=2, cache_dir=cache)
-    model.start()
-    model.wait(timeout=120)
+    # One export per machine: the suite's xdist workers (and other checkouts' runs) load the model at the same
+    # time; the first exports, the others wait for its file instead of exporting it again on the same cores.
+    with FileLock(str(cache / ".export.lock"), timeout=600):
+        for stale in cache.glob(f"{Embedder.model_name}-*.onnx"):  # older weights or runtimes: never read again
+            if stale != current:
+                stale.unlink(missing_ok=True)
+        # Under xdist each worker has its own model and a CPU of its own: one thread each, not two per core.
+        model = Embedder(threads=1 if os.environ.get("PYTEST_XDIST_WORKER") else 2, cache_dir=cache)
+        model.start()
+        model.wait(timeout=300)
     return model
 
 

@@ -1,4 +1,4 @@
-"""The `templates` CLI verbs, run as the installed command."""
+"""The `templates` CLI verbs, in process (`run_cli`) and, for the exit codes, as the installed command."""
 
 from __future__ import annotations
 
@@ -9,11 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import run_cli
 
-def run(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+
+def spawn(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed `context-server` script in a new process."""
     exe = Path(sys.executable).parent / "context-server"
     return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "CONTEXT_SERVER_HOME": str(home), **(env or {})})
+
+
+def run(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The same verbs in process (`run_cli`); exit codes of the script itself: `spawn`."""
+    return run_cli(home, *args, **(env or {}))
 
 
 @pytest.mark.slow
@@ -46,7 +54,7 @@ def test_edit_opens_the_editor_and_saves_a_new_version(home: Path, tmp_path: Pat
 
 @pytest.mark.slow
 def test_errors_and_usage_exit_codes(home: Path) -> None:
-    missing = run(home, "templates", "show", "no-such-template")
+    missing = spawn(home, "templates", "show", "no-such-template")
     assert missing.returncode == 1 and "unknown template" in missing.stderr and missing.stdout == ""
-    usage = run(home, "templates", "export")
+    usage = spawn(home, "templates", "export")
     assert usage.returncode == 2 and "NAME" in usage.stderr

@@ -1,5 +1,6 @@
-"""Every CLI verb run as the installed command (`python -m context_server.cli`), exit codes included:
-0 success, 1 failure (message on stderr), 2 usage error."""
+"""Every CLI verb, exit codes included: 0 success, 1 failure (message on stderr), 2 usage error. Verbs run in
+process through click (`run_cli`); `spawn_cli` runs the installed command (`python -m context_server.cli`)
+where the process itself is what is checked."""
 
 from __future__ import annotations
 
@@ -21,14 +22,15 @@ from context_server.cli import main
 from context_server.domain.health import check_providers
 from context_server.settings import Settings
 
+from .conftest import run_cli, spawn_cli
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli(home: Path, *args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "context_server.cli", *args], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT, input=stdin,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "CONTEXT_SERVER_HOME": str(home),
-                               "CONTEXT_SERVER_LOG_LEVEL": "WARNING", **env})
+    """A verb that does work, run in process (`run_cli`: the same exit codes, stdout and stderr); the exit
+    codes of the installed command itself are checked through `spawn_cli` below."""
+    return run_cli(home, *args, stdin=stdin, **env)
 
 
 def verbs(group: click.Group = main, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -78,7 +80,7 @@ def test_bad_arguments_are_usage_errors(home: Path, args: tuple[str, ...]) -> No
 
 @pytest.mark.slow
 def test_failures_exit_1_with_the_message_on_stderr(home: Path) -> None:
-    missing = cli(home, "images", "show", "0" * 32)
+    missing = spawn_cli(home, "images", "show", "0" * 32)  # the installed command: a process's exit code
     assert missing.returncode == 1 and "no image" in missing.stderr and missing.stdout == ""
     gone = cli(home, "memories", "delete", "nope")
     assert gone.returncode == 1 and "not found" in gone.stderr

@@ -24,7 +24,7 @@ from context_server.app import App
 from context_server.server import build_server
 from context_server.settings import Settings
 
-from .conftest import WORKTREE, call, call_error, stdio_server, vector_index
+from .conftest import WORKTREE, call, call_error, served, stdio_server, vector_index
 
 pytestmark = pytest.mark.anyio
 
@@ -94,10 +94,12 @@ async def test_my_last_subject_image_is_the_later_of_two(client: Client) -> None
 
 
 @pytest.mark.slow
-async def test_my_last_subject_image_survives_a_server_restart(home: Path) -> None:
-    async with Client(stdio_server(home)) as client:
+async def test_my_last_subject_image_survives_a_server_restart(
+    make_settings: Callable[..., Settings], embedder: Embedder
+) -> None:
+    async with served(make_settings(), embedder) as client:
         made = await make_subject_images(client)
-    async with Client(stdio_server(home)) as client:
+    async with served(make_settings(), embedder) as client:  # a new server over the same data directory
         again = await call(client, "generate_image", prompt="the same ship, now at night",
                            reference="my last spaceship image", dry_run=True)
         ramen = await call(client, "generate_image", prompt="with an egg", reference="my last ramen image",

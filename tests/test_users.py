@@ -1,4 +1,5 @@
-"""HTTP users and tokens: the domain on a real Store, and the `users` verbs run as the installed command."""
+"""HTTP users and tokens: the domain on a real Store, the `users` verbs (in process), and `serve` run as the
+installed command."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import pytest
 from context_server.app import App
 from context_server.domain.users import hash_token
 from context_server.errors import Conflict, InvalidInput, NotFound
+
+from .conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,10 +66,16 @@ async def test_revoking_an_unknown_user_is_not_found(app: App) -> None:
         app.users.revoke("nobody")
 
 
-def cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def spawn(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The installed command in a new process."""
     return subprocess.run([sys.executable, "-m", "context_server.cli", *args], capture_output=True, text=True,
                           timeout=60, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "CONTEXT_SERVER_HOME": str(home), **env})
+
+
+def cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The same verbs in process (`run_cli`: exit code, stdout and stderr apart)."""
+    return run_cli(home, *args, **env)
 
 
 @pytest.mark.slow
@@ -88,9 +97,9 @@ def test_users_verbs(home: Path) -> None:
 
 @pytest.mark.slow
 def test_serve_refuses_an_unsafe_bind_with_what_to_set(home: Path) -> None:
-    public = cli(home, "serve", "--transport", "http", "--host", "0.0.0.0")
+    public = spawn(home, "serve", "--transport", "http", "--host", "0.0.0.0")  # a refusal must not serve
     assert public.returncode == 2 and "CONTEXT_SERVER_ALLOWED_HOSTS" in public.stderr and public.stdout == ""
-    no_auth = cli(home, "serve", "--transport", "http", "--host", "0.0.0.0", "--no-auth",
+    no_auth = spawn(home, "serve", "--transport", "http", "--host", "0.0.0.0", "--no-auth",
                   CONTEXT_SERVER_ALLOWED_HOSTS="h", CONTEXT_SERVER_ALLOWED_ORIGINS="https://h")
     assert no_auth.returncode == 2 and "--no-auth is refused" in no_auth.stderr
 
