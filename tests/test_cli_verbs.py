@@ -5,9 +5,7 @@ where the process itself is what is checked."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import click

@@ -16,14 +16,22 @@ from context_server.adapters.store import Store
 from context_server.domain.health import check_index
 from context_server.domain.search.indexing import Indexer
 
+from .conftest import run_cli
+
 ROOT = Path(__file__).resolve().parent.parent
 NESTED_PARENTHESES = re.compile(r"\([^()]*\(")
 
 
-def cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def spawn(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The installed command in a new process: what a first run prints, logs included."""
     return subprocess.run([sys.executable, "-m", "context_server.cli", *args], capture_output=True, text=True,
                           timeout=600, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "CONTEXT_SERVER_HOME": str(home), **env})
+
+
+def cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """A verb's output and exit code, in process (`run_cli`)."""
+    return run_cli(home, *args, **env)
 
 
 def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
@@ -35,14 +43,14 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
 @pytest.mark.slow
 def test_demo_on_an_empty_data_directory_and_model_cache_prints_no_warning(tmp_path: Path) -> None:
     models = tmp_path / "models"  # empty: the model is prepared (exported to ONNX) during this run
-    done = cli(tmp_path / "home", "demo", CONTEXT_SERVER_MODEL_CACHE=str(models), CONTEXT_SERVER_LOG_LEVEL="INFO")
+    done = spawn(tmp_path / "home", "demo", CONTEXT_SERVER_MODEL_CACHE=str(models), CONTEXT_SERVER_LOG_LEVEL="INFO")
     assert done.returncode == 0, done.stderr
     assert not re.search(r"(?i)warning|traceback", done.stderr), done.stderr
     assert len(re.findall(r"prepared the embedding model for this machine in [\d.]+s", done.stderr)) == 1
     assert "building the search index for the first time" in done.stderr
     assert any(models.glob("*.onnx"))
 
-    again = cli(tmp_path / "home", "demo", CONTEXT_SERVER_MODEL_CACHE=str(models), CONTEXT_SERVER_LOG_LEVEL="INFO")
+    again = spawn(tmp_path / "home", "demo", CONTEXT_SERVER_MODEL_CACHE=str(models), CONTEXT_SERVER_LOG_LEVEL="INFO")
     assert again.returncode == 0, again.stderr
     assert not re.search(r"(?i)warning|traceback|prepared the embedding model", again.stderr), again.stderr
 

@@ -74,10 +74,24 @@ class Template:
         }
 
 
+#: Parsed built-ins by directory and the files' names, sizes and modification times: every App in a process
+#: (each CLI command's, each test's) reads the same package files, parsed once (frozen definitions).
+_PARSED: dict[tuple[str, tuple[tuple[str, int, int], ...]], dict[str, TemplateDefinition]] = {}
+
+
 def load_builtins(directory: Path) -> dict[str, TemplateDefinition]:
     """Parse every `<name>.md` in `directory`; a broken file is a packaging bug, so it fails loudly."""
+    paths = sorted(directory.glob("*.md"))
+    stats = [path.stat() for path in paths]
+    key = (str(directory), tuple((p.name, s.st_size, s.st_mtime_ns) for p, s in zip(paths, stats, strict=True)))
+    if key not in _PARSED:
+        _PARSED[key] = _parse_builtins(paths)
+    return dict(_PARSED[key])
+
+
+def _parse_builtins(paths: list[Path]) -> dict[str, TemplateDefinition]:
     found: dict[str, TemplateDefinition] = {}
-    for path in sorted(directory.glob("*.md")):
+    for path in paths:
         try:
             definition = parse_template_text(path.read_text(encoding="utf-8"))
         except InvalidInput as error:
