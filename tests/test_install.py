@@ -20,6 +20,7 @@ import sysconfig
 import time
 import venv
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -269,9 +270,11 @@ async def test_uvx_runs_demo_doctor_and_the_claude_desktop_entry_from_the_wheel(
 
 
 @pytest.fixture(scope="module")
-def pipx_bin(wheel: Path, cpu_torch: tuple[Path, list[Path]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pipx_bin(wheel: Path, cpu_torch: tuple[Path, list[Path]],
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """`pipx install <wheel>` with pip (pipx's classic backend; uvx covers uv's resolver) into a temporary
-    PIPX_HOME and PIPX_BIN_DIR; the folder holding the `context-server` it exposes."""
+    PIPX_HOME and PIPX_BIN_DIR; the folder holding the `context-server` it exposes. Removed afterwards
+    (about 2 GB, PyTorch included), not left for pytest's last-three-runs clean-up."""
     root = tmp_path_factory.mktemp("pipx")
     constraints, folders = cpu_torch
     pip_args = " ".join([f"--constraint={constraints}", *(f"--find-links={f}" for f in folders)])
@@ -279,7 +282,8 @@ def pipx_bin(wheel: Path, cpu_torch: tuple[Path, list[Path]], tmp_path_factory: 
     done = subprocess.run([_tool("pipx"), "install", "--backend", "pip", "--pip-args", pip_args, str(wheel)],
                           capture_output=True, text=True, cwd=root, env=env, timeout=2400)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    return root / "bin"
+    yield root / "bin"
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.installers
