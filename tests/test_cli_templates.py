@@ -54,7 +54,7 @@ def test_edit_opens_the_editor_and_saves_a_new_version(home: Path, tmp_path: Pat
 
 @pytest.mark.slow
 def test_errors_and_usage_exit_codes(home: Path) -> None:
-    missing = spawn(home, "templates", "show", "no-such-template")
+    missing = run(home, "templates", "show", "no-such-template")
     assert missing.returncode == 1 and "unknown template" in missing.stderr and missing.stdout == ""
-    usage = spawn(home, "templates", "export")
+    usage = spawn(home, "templates", "export")  # the installed script's own exit code for a usage error
     assert usage.returncode == 2 and "NAME" in usage.stderr
