@@ -22,12 +22,12 @@ from context_server.cli._common import (
     user_option,
 )
 from context_server.domain.memory.io import export_jsonl, import_jsonl
-from context_server.domain.memory.rules import KINDS, MAX_LIST, MAX_SEARCH, Memory
+from context_server.domain.memory.rules import MAX_LIST, MAX_SEARCH, MEMORY_KINDS, Memory
 
 __all__ = ["memories"]
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-_kind_option = click.option("--kind", type=click.Choice(KINDS), default=None, help="Only memories of this kind.")
+_kind_option = click.option("--kind", type=click.Choice(MEMORY_KINDS), default=None, help="Only memories of this kind.")
 
 
 @click.group()
@@ -86,7 +86,7 @@ def search(query: str, kind: str | None, limit: int, as_json: bool, user: str | 
 
 @memories.command()
 @click.argument("content")
-@click.option("--kind", type=click.Choice(KINDS), default="note", show_default=True, help="What it is.")
+@click.option("--kind", type=click.Choice(MEMORY_KINDS), default="note", show_default=True, help="What it is.")
 @click.option("--tag", "tags", multiple=True, help="A tag (repeat for several).")
 @click.option("--pinned", is_flag=True, help="A pinned style applies to every generation.")
 @user_option

@@ -36,7 +36,13 @@ from typing import Any
 import numpy as np
 
 from context_server.adapters.store import now_iso
-from context_server.domain.memory.rules import KINDS, check_choice, check_content, check_tags, merge_tags
+from context_server.domain.memory.rules import (
+    MEMORY_KINDS,
+    check_choice,
+    check_content,
+    check_tags,
+    merge_tags,
+)
 from context_server.domain.memory.service import MERGE_SIMILARITY, MemoryService
 from context_server.domain.text import normalise_for_match
 from context_server.errors import InvalidInput
@@ -166,7 +172,7 @@ def _parse(line: int, raw: str) -> _Entry:
         raise InvalidInput("session memories belong to one connection and are not imported")
     check_choice("scope", scope, ("long_term",))
     kind = item.get("kind", "note")
-    check_choice("kind", kind if isinstance(kind, str) else repr(kind), KINDS)
+    check_choice("kind", kind if isinstance(kind, str) else repr(kind), MEMORY_KINDS)
     tags = item.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise InvalidInput("tags must be a list of strings")

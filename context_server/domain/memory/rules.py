@@ -16,12 +16,12 @@ from context_server.domain.text import sanitise
 from context_server.errors import InvalidInput
 
 __all__ = [
-    "KINDS",
     "MAX_CONTENT",
     "MAX_LIST",
     "MAX_SEARCH",
     "MAX_TAGS",
     "MAX_TAG_CHARS",
+    "MEMORY_KINDS",
     "SCOPES",
     "Memory",
     "SaveResult",
@@ -33,7 +33,7 @@ __all__ = [
     "visibility_sql",
 ]
 
-KINDS = ("style", "preference", "fact", "note")
+MEMORY_KINDS = ("style", "preference", "fact", "note")
 SCOPES = ("long_term", "session")
 MAX_CONTENT = 2000
 MAX_TAGS = 20

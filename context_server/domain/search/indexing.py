@@ -40,7 +40,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from context_server.adapters.embedder import Embedder, EmbedderUnavailable
-from context_server.adapters.index import KINDS, IndexDamaged, IndexLock, VectorIndex
+from context_server.adapters.index import COLLECTIONS, IndexDamaged, IndexLock, VectorIndex
 from context_server.adapters.store import Store, now_iso
 from context_server.domain.search.fulltext import SOURCES, fulltext_search
 from context_server.domain.search.stored import StoredVectors
@@ -57,7 +57,7 @@ _PAGE = 256
 #: {subset: (source collection, the `meta` value its items have)}. See the module docstring.
 SUBSETS = {"styles": ("memories", "style")}
 #: The collections writes name (enqueue, index_embedded, search); the subsets follow their source.
-SOURCE_KINDS = tuple(kind for kind in KINDS if kind not in SUBSETS)
+SOURCE_COLLECTIONS = tuple(kind for kind in COLLECTIONS if kind not in SUBSETS)
 #: What is in the index besides the vectors' model: bump when the collections change, to rebuild once.
 INDEX_LAYOUT = "2"
 #: How long the first search waits for a rebuild that the warm-up is running before it ranks with the stored
@@ -173,7 +173,7 @@ class Indexer:
         self, db: Database, user_id: str, collection: str, item_id: str, op: str, document: str = ""
     ) -> None:
         """Record that an item changed, inside the caller's `store.write()` transaction."""
-        if collection not in SOURCE_KINDS or op not in OPS:
+        if collection not in SOURCE_COLLECTIONS or op not in OPS:
             raise ValueError(f"bad outbox entry: collection {collection!r} op {op!r}")
         if not db.conn.in_transaction:
             raise RuntimeError("Indexer.enqueue must be called inside store.write()")
@@ -541,9 +541,9 @@ class Indexer:
                     index.reset()
                 top = self.store.one("SELECT max(id) AS top FROM outbox")
                 covered = (top or {}).get("top") or 0
-                total = sum(self._count_indexable(c) for c in SOURCE_KINDS)
+                total = sum(self._count_indexable(c) for c in SOURCE_COLLECTIONS)
                 done = 0
-                for collection in SOURCE_KINDS:
+                for collection in SOURCE_COLLECTIONS:
                     for page in self._pages(collection):
                         self._check_stop()
                         by_user: dict[str, list[dict[str, Any]]] = {}
@@ -623,7 +623,7 @@ class Indexer:
         so the answers are the same. Only when the embedding model failed to load: SQLite FTS5 keywords, BM25
         mapped to s / (1 + s). `candidates` restricts results to those ids; `where` filters on `kind`.
         """
-        if collection not in SOURCE_KINDS:
+        if collection not in SOURCE_COLLECTIONS:
             raise ValueError(f"unknown collection {collection!r}")
         if limit <= 0 or not query_text.strip():
             return []

@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from context_server.domain.memory.io import export_jsonl
-from context_server.domain.memory.rules import KINDS
+from context_server.domain.memory.rules import MEMORY_KINDS
 from context_server.domain.templates.format import parse_template_text
 from context_server.errors import ContextServerError, InvalidInput, NotFound
 from context_server.server.gallery.auth import GalleryAuth
@@ -206,7 +206,7 @@ def build_gallery(app: App, auth: GalleryAuth) -> Starlette:
     # --- memories ------------------------------------------------------------------------------------
 
     def memory_item(m: Any, back: str) -> str:
-        kinds = "".join(f'<option{" selected" if k == m.kind else ""}>{k}</option>' for k in KINDS)
+        kinds = "".join(f'<option{" selected" if k == m.kind else ""}>{k}</option>' for k in MEMORY_KINDS)
         return (
             f'<li class="memory" id="m-{e(m.memory_id)}"><p><strong>{e(m.content)}</strong></p>'
             f'<p class="muted">{e(m.kind)}{" · pinned" if m.pinned else ""} · <code>{e(m.memory_id)}</code> · used '
@@ -224,11 +224,11 @@ def build_gallery(app: App, auth: GalleryAuth) -> Starlette:
     async def memories(request: Request, user: str) -> Response:
         query = request.query_params.get("q", "").strip()
         kind = request.query_params.get("kind") or None
-        if kind is not None and kind not in KINDS:
+        if kind is not None and kind not in MEMORY_KINDS:
             kind = None
         cursor = request.query_params.get("cursor") or None
         back = url("/memories", q=query or None, kind=kind)
-        options = "".join(f'<option value="{k}"{" selected" if k == kind else ""}>{k}</option>' for k in KINDS)
+        options = "".join(f'<option value="{k}"{" selected" if k == kind else ""}>{k}</option>' for k in MEMORY_KINDS)
         form = (f'<form role="search" method="get" action="{url("/memories")}" class="row">'
                 f'<label for="mq">Search by meaning</label><input id="mq" name="q" value="{e(query)}">'
                 f'<label for="mk">Kind</label><select id="mk" name="kind"><option value="">any</option>{options}</select>'
