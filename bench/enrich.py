@@ -192,7 +192,7 @@ async def measure(home: Path, subjects: dict[str, list[str]], calls: int,
     app = App.create(settings, embedder=embedder)
     try:
         assert app.indexer.take_index(), "index not available"
-        enricher = app.generation.enricher
+        enricher = app.generations.enricher
         sessions = {user: app.sessions.touch(user, "bench") for user in USERS}
 
         def request(rng: random.Random, *, styles: bool, reference: bool, provider: str) -> Awaitable[Any]:

@@ -157,13 +157,13 @@ def register_memory(server: MCPServer, app: App) -> None:
     ) -> Annotated[CallToolResult, SavedMemory]:
         """Remember something about the user; a near-duplicate is merged into the existing memory."""
         user, sid = current_user(app), session_id(ctx)
-        old = app.memory.get(user, replaces) if replaces else None
-        saved = await anyio.to_thread.run_sync(lambda: app.memory.save(
+        old = app.memories.get(user, replaces) if replaces else None
+        saved = await anyio.to_thread.run_sync(lambda: app.memories.save(
             user, content, kind=kind, scope=scope, tags=tags, pinned=pinned, replaces=replaces, session_id=sid,
             applies_to=applies_to))
         out = SavedMemory(memory_id=saved.memory_id, kind=saved.kind, scope=saved.scope, merged_into=saved.merged_into,
                           applies_to=saved.applies_to)
-        memory = app.memory.get(user, saved.memory_id)
+        memory = app.memories.get(user, saved.memory_id)
         if out.merged_into:
             text = (f"Already remembered: merged into memory_id: {out.merged_into} (same meaning as an existing "
                     f"{out.kind}: \"{clip(memory.content, 300)}\"); nothing new was stored.")
@@ -184,7 +184,7 @@ def register_memory(server: MCPServer, app: App) -> None:
         cursor: Annotated[str | None, Field(description="next_cursor of the previous page.")] = None,
     ) -> Annotated[CallToolResult, MemoryPage]:
         """Everything remembered about the user, newest first, paged."""
-        page, nxt = app.memory.list(current_user(app), kind=kind, scope=scope, limit=limit, cursor=cursor,
+        page, nxt = app.memories.list(current_user(app), kind=kind, scope=scope, limit=limit, cursor=cursor,
                                     session_id=session_id(ctx))
         memories = [_out(m) for m in page]
 
@@ -206,7 +206,7 @@ def register_memory(server: MCPServer, app: App) -> None:
     ) -> Annotated[CallToolResult, MemoryHits]:
         """Memories ranked by meaning, with scores; unrelated ones are left out."""
         user, sid = current_user(app), session_id(ctx)
-        found = await anyio.to_thread.run_sync(lambda: app.memory.search(user, query, limit=limit, kind=kind,
+        found = await anyio.to_thread.run_sync(lambda: app.memories.search(user, query, limit=limit, kind=kind,
                                                                           session_id=sid))
         close = [_out(m) for m in found if (m.score or 0.0) >= RELEVANCE_FLOOR]
         text, data = _memory_list(
@@ -226,7 +226,7 @@ def register_memory(server: MCPServer, app: App) -> None:
     ) -> Annotated[CallToolResult, MemoryOut]:
         """Change a memory's text, kind, tags, pinning, or when a style applies (applies_to)."""
         user = current_user(app)
-        updated = await anyio.to_thread.run_sync(lambda: app.memory.update(
+        updated = await anyio.to_thread.run_sync(lambda: app.memories.update(
             user, memory_id, content=content, kind=kind, tags=tags, pinned=pinned, applies_to=applies_to))
         out = _out(updated)
         text = f"Updated memory_id: {out.memory_id}:\n{_memory_line(out, None)}\n" + _when_it_applies(
@@ -237,7 +237,7 @@ def register_memory(server: MCPServer, app: App) -> None:
     async def delete_memory(memory_id: MemoryId) -> Annotated[CallToolResult, Deleted]:
         """Forget a memory (database and search index)."""
         user = current_user(app)
-        await anyio.to_thread.run_sync(app.memory.delete, user, memory_id)
+        await anyio.to_thread.run_sync(app.memories.delete, user, memory_id)
         return structured(Deleted(deleted=True, id=memory_id), f"Forgot memory_id: {memory_id}.")
 
     @domain_errors
@@ -321,7 +321,7 @@ def register_memory(server: MCPServer, app: App) -> None:
     @server.resource("memory://all", name="memories", title="Memories", mime_type="application/json",
                      description="Everything remembered about this user (long-term), newest first.")
     def memory_all() -> str:
-        page, _ = app.memory.list(current_user(app), scope="long_term", limit=200)
+        page, _ = app.memories.list(current_user(app), scope="long_term", limit=200)
         return json.dumps([_out(m).model_dump() for m in page], indent=2)
 
     @server.resource("profile://me", name="profile", title="Profile", mime_type="application/json",

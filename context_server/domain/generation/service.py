@@ -31,12 +31,12 @@ from context_server.domain.generation.sizing import resolve_size
 from context_server.domain.generation.usage import UsageLedger
 from context_server.domain.images import Images
 from context_server.domain.memory.references import describe_image
-from context_server.domain.memory.service import MemoryService
+from context_server.domain.memory.service import Memories
 from context_server.domain.sessions import Session, Sessions
 from context_server.errors import Conflict, ContextServerError, InvalidInput
 from context_server.models import MAX_PROMPT, Applied, GenerateResult, Timings, image_uri
 
-__all__ = ["GenerationService", "ProgressSink"]
+__all__ = ["Generations", "ProgressSink"]
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,10 @@ def _same_request(job: dict[str, Any], inp: GenerationInput) -> None:
         "or use a new request_id for a new request.")
 
 
-class GenerationService:
+class Generations:
     def __init__(self, store: Store, files: ImageFiles, providers: ProviderRegistry, enricher: Enricher,
                  jobs: Jobs, runner: JobRunner, sessions: Sessions, rate: RateLimiter,
-                 wait_seconds: float, *, images: Images, memories: MemoryService) -> None:
+                 wait_seconds: float, *, images: Images, memories: Memories) -> None:
         self.store = store
         self.files = files
         self.providers = providers

@@ -57,7 +57,7 @@ from context_server.domain.search.indexing import Indexer
 from context_server.domain.text import fts_query, normalise_for_match, sanitise
 from context_server.errors import InvalidInput, NotFound
 
-__all__ = ["MEMORY_KINDS", "MERGE_SIMILARITY", "SCOPES", "Memory", "MemoryService", "SaveResult"]
+__all__ = ["MEMORY_KINDS", "MERGE_SIMILARITY", "SCOPES", "Memories", "Memory", "SaveResult"]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ _MERGE_CANDIDATES = 10
 MemoryPage = tuple[list[Memory], str | None]
 
 
-class MemoryService:
+class Memories:
     def __init__(self, store: Store, indexer: Indexer) -> None:
         self.store = store
         self.indexer = indexer

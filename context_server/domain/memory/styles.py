@@ -27,7 +27,7 @@ from functools import lru_cache
 from context_server.domain.memory.lexicon import Analysis, lexicon
 from context_server.domain.memory.rules import visibility_sql
 from context_server.domain.memory.scope import ALWAYS, read_style
-from context_server.domain.memory.service import MemoryService
+from context_server.domain.memory.service import Memories
 from context_server.models import AppliedStyle, LeftOutStyle
 
 __all__ = ["MEDIA", "STRENGTHS", "StyleChoice", "StyleSelector", "about_subject", "compose_prompt", "media_of"]
@@ -130,8 +130,8 @@ def compose_negative(negative: str | None, phrases: list[str]) -> str | None:
 
 
 class StyleSelector:
-    def __init__(self, memory: MemoryService) -> None:
-        self.memory = memory
+    def __init__(self, memories: Memories) -> None:
+        self.memories = memories
 
     def styles_for(self, user_id: str, session_id: str, prompt: str, strength: str) -> StyleChoice:
         rule = STRENGTHS.get(strength)
@@ -139,7 +139,7 @@ class StyleSelector:
             return StyleChoice()
         params: list[str] = [user_id]
         visible = visibility_sql(None, session_id, params)
-        rows = self.memory.store.query(
+        rows = self.memories.store.query(
             "SELECT id, content, scope, pinned, applies_to, placement, prompt_phrase, updated_at FROM memories "
             f"WHERE user_id = ? AND kind = 'style' AND {visible} ORDER BY pinned DESC, updated_at DESC, id DESC",
             params)

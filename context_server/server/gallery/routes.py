@@ -235,9 +235,9 @@ def build_gallery(app: App, auth: GalleryAuth) -> Starlette:
                 f'<button>Show</button> <a href="{url("/memories/export")}" download="memories.jsonl">Export (JSONL)</a></form>')
         more = ""
         if query:
-            found = await run(lambda: app.memory.search(user, query, limit=50, kind=kind))
+            found = await run(lambda: app.memories.search(user, query, limit=50, kind=kind))
         else:
-            found, nxt = await run(lambda: app.memory.list(user, kind=kind, scope="long_term", limit=50, cursor=cursor))
+            found, nxt = await run(lambda: app.memories.list(user, kind=kind, scope="long_term", limit=50, cursor=cursor))
             if nxt:
                 more = f'<p><a href="{url("/memories", kind=kind, cursor=nxt)}">Older memories</a></p>'
         items = "".join(memory_item(m, back) for m in found)
@@ -250,12 +250,12 @@ def build_gallery(app: App, auth: GalleryAuth) -> Starlette:
         memory_id = request.path_params["memory_id"]
         pinned = form.get("pinned") == "1"
         await write("pin_memory" if pinned else "unpin_memory", user,
-                    lambda: app.memory.update(user, memory_id, pinned=pinned))
+                    lambda: app.memories.update(user, memory_id, pinned=pinned))
         return RedirectResponse(_with_msg(_safe_next(form.get("next"), url("/memories")), "pinned" if pinned else "unpinned"), 303)
 
     async def memory_delete(request: Request, user: str) -> Response:
         form = await request.form()
-        await write("delete_memory", user, lambda: app.memory.delete(user, request.path_params["memory_id"]))
+        await write("delete_memory", user, lambda: app.memories.delete(user, request.path_params["memory_id"]))
         return RedirectResponse(_with_msg(_safe_next(form.get("next"), url("/memories")), "forgotten"), 303)
 
     async def memory_edit(request: Request, user: str) -> Response:
@@ -263,16 +263,16 @@ def build_gallery(app: App, auth: GalleryAuth) -> Starlette:
         memory_id = request.path_params["memory_id"]
         tags = [t.strip() for t in str(form.get("tags", "")).split(",") if t.strip()]
         try:
-            await write("update_memory", user, lambda: app.memory.update(
+            await write("update_memory", user, lambda: app.memories.update(
                 user, memory_id, content=str(form.get("content", "")), kind=str(form.get("kind", "")) or None, tags=tags))
         except InvalidInput as exc:
-            m = await run(app.memory.get, user, memory_id)
+            m = await run(app.memories.get, user, memory_id)
             return page(request, user, "Memories", f'<p class="error" role="alert">{e(exc)}</p><ul style="list-style:none;padding:0">'
                         + memory_item(m, url("/memories")) + "</ul>", "Memories", 400)
         return RedirectResponse(_with_msg(_safe_next(form.get("next"), url("/memories")), "updated"), 303)
 
     async def memory_export(request: Request, user: str) -> Response:
-        lines = await run(lambda: [line + "\n" for line in export_jsonl(app.memory, user)])
+        lines = await run(lambda: [line + "\n" for line in export_jsonl(app.memories, user)])
         return StreamingResponse(iter(lines), media_type="application/x-ndjson",
                                  headers={"Content-Disposition": 'attachment; filename="memories.jsonl"'})
 
