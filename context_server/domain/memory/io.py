@@ -75,6 +75,10 @@ class ImportReport:
 
 @dataclass(eq=False)
 class _Entry:
+    """One import line while it is being merged: not a `Memory` (it has no scope or score yet, its id may
+    be None, and it carries its line number, normalised text, merge target and vector, and changes as
+    merging proceeds)."""
+
     line: int
     memory_id: str | None
     content: str

@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
 from context_server.domain.memory.scope import ALWAYS, StyleScope, read_style
 from context_server.domain.text import sanitise
 from context_server.errors import InvalidInput
@@ -42,8 +45,12 @@ MAX_LIST = 200
 MAX_SEARCH = 50
 
 
-@dataclass(frozen=True)
-class Memory:
+class Memory(BaseModel):
+    """One memory as the domain returns it and as the memory tools show it (their output schema): the fields
+    of `get_all_memories`, plus `session_id` and `replaces`, which tool results leave out."""
+
+    model_config = ConfigDict(frozen=True)
+
     memory_id: str
     content: str
     kind: str
@@ -53,11 +60,11 @@ class Memory:
     created_at: str
     updated_at: str
     use_count: int
-    last_used_at: str | None
-    session_id: str | None = None
-    replaces: str | None = None
+    last_used_at: str | None = None
+    session_id: SkipJsonSchema[str | None] = Field(None, exclude=True)
+    replaces: SkipJsonSchema[str | None] = Field(None, exclude=True)
     score: float | None = None
-    applies_to: str | None = None
+    applies_to: str | None = Field(None, description='Styles only: "always" or the subject it is for ("logos").')
 
     @property
     def placement(self) -> str | None:
@@ -66,7 +73,8 @@ class Memory:
 
     @classmethod
     def from_row(cls, row: dict[str, Any], score: float | None = None) -> Memory:
-        return cls(
+        """Trusts the row (SQLite holds only what `save` checked): no validation, as cheap as a dataclass."""
+        return cls.model_construct(
             memory_id=row["id"],
             content=row["content"],
             kind=row["kind"],
