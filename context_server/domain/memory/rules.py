@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from context_server.domain.memory.scope import ALWAYS, StyleScope, read_style
 from context_server.domain.text import sanitise
 from context_server.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from context_server.domain.memory.scope import StyleScope
 
 __all__ = [
     "MAX_CONTENT",
@@ -108,12 +110,28 @@ def effective_applies_to(row: dict[str, Any]) -> str | None:
     if row["kind"] != "style":
         return None
     if row["pinned"]:
-        return ALWAYS
-    return row.get("applies_to") or read_style(row["content"]).applies_to
+        return _always()
+    return row.get("applies_to") or _read_style(row["content"]).applies_to
 
 
 def _scope(memory: Memory) -> StyleScope:
-    return read_style(memory.content, memory.applies_to)
+    return _read_style(memory.content, memory.applies_to)
+
+
+# `scope` is imported on first use: the memory tools' output schema needs `Memory` before the server's
+# first answer, and `scope` loads the lexicon, which only reading a memory needs.
+
+
+def _read_style(content: str, applies_to: str | None = None) -> StyleScope:
+    from context_server.domain.memory.scope import read_style
+
+    return read_style(content, applies_to)
+
+
+def _always() -> str:
+    from context_server.domain.memory.scope import ALWAYS
+
+    return ALWAYS
 
 
 def visibility_sql(scope: str | None, session_id: str | None, params: list[Any], column: str = "") -> str:
