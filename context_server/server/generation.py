@@ -37,6 +37,7 @@ from context_server.server.viewer import VIEWER_META
 
 if TYPE_CHECKING:
     from context_server.app import App
+    from context_server.domain.generation.jobs import JobRow
 
 __all__ = ["register_tools"]
 
@@ -259,7 +260,7 @@ def _provider_text(info: Any) -> str:
     return "\n".join(lines)
 
 
-def _job_prompt(row: dict[str, Any]) -> str:
+def _job_prompt(row: JobRow) -> str:
     import json
 
     params = json.loads(row["params"] or "{}")

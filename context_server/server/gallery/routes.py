@@ -39,6 +39,7 @@ from context_server.server.gallery.pages import (
 
 if TYPE_CHECKING:
     from context_server.app import App
+    from context_server.domain.images import ImageRow
 
 __all__ = ["build_gallery"]
 
@@ -122,7 +123,7 @@ def build_gallery(app: App, auth: GalleryAuth) -> Starlette:
 
     # --- images --------------------------------------------------------------------------------------
 
-    def thumb(row: dict[str, Any], extra: str = "") -> str:
+    def thumb(row: ImageRow, extra: str = "") -> str:
         return (f'<li><a href="{url("/images/" + row["id"])}"><img src="{url("/images/" + row["id"] + "/file", width=384, format="jpeg")}" '
                 f'alt="{e(row["prompt"])}" width="{row["width"]}" height="{row["height"]}" loading="lazy"></a>'
                 f'<p>{e(row["prompt"][:140])}</p><p class="muted">{e(row["created_at"][:16].replace("T", " "))}{extra}</p></li>')
