@@ -2,7 +2,7 @@
 
 One collection per (user, kind): a `where` filter on one shared collection was measured 37x slower at 100k
 items. The `COLLECTIONS` are `memories`, `images` and `styles`; `styles` holds a copy of the user's long-term style
-memories (the domain keeps it in step, see `domain/search/indexing.py`) because choosing styles is on every
+memories (the domain keeps it in step, see `domain/search/outbox.py`) because choosing styles is on every
 generation's path and even a per-user collection's `where={"kind": "style"}` costs 30-40 ms at 2,500
 memories a user. Collection names are `u<sha256(user)[:32]>-<kind>`, which always meets Chroma's naming rules
 whatever the user id is. We pass our own vectors and create collections with `embedding_function=None`,
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 COLLECTIONS = ("memories", "images", "styles")
 _SUFFIXES = tuple(f"-{kind}" for kind in COLLECTIONS)
-#: A small collection holding the index's identity (see `domain/search/indexing.py`); not per user.
+#: A small collection holding the index's identity (see `domain/search/lifecycle.py`); not per user.
 META_COLLECTION = "context-server-meta"
 
 Metadata = Mapping[str, str | int | float | bool]

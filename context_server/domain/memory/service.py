@@ -2,7 +2,7 @@
 
 Every method takes the `user_id` first and only ever touches that user's rows; another user's memory id
 raises `NotFound` exactly like an id that does not exist. Every write commits the row and its outbox entry
-in one `store.write()` transaction, then drains the outbox best-effort (see `domain/indexing.py`).
+in one `store.write()` transaction, then drains the outbox best-effort (see `domain/search/outbox.py`).
 
 Near-duplicates (same user, same kind, same scope, and for session memories the same session) are merged
 instead of stored twice. Two memories are "near" when either
