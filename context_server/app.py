@@ -36,7 +36,7 @@ from context_server.domain.generation.usage import UsageLedger
 from context_server.domain.images import Images
 from context_server.domain.memory.references import References, fill_subjects
 from context_server.domain.memory.service import MemoryService
-from context_server.domain.memory.styles import StyleSelector
+from context_server.domain.memory.styles import StyleSelector, fill_style_keys
 from context_server.domain.profile import Profiles
 from context_server.domain.search.indexing import Indexer
 from context_server.domain.sessions import Sessions
@@ -118,7 +118,7 @@ class App:
                 fetch_clients.append(httpx.AsyncClient(follow_redirects=False, trust_env=False))
             return await fetch_remote_image(url, fetch_clients[0])
 
-        enricher = Enricher(profiles, templates, references, images, registry, fetch, StyleSelector(memory))
+        enricher = Enricher(profiles, templates, references, images, registry, fetch, StyleSelector(store))
         generation = GenerationService(
             store, files, registry, enricher, jobs, JobRunner(), sessions,
             RateLimiter(settings.rate_limit_per_minute), settings.wait_seconds, images=images, memories=memory,
@@ -166,8 +166,10 @@ class App:
         self.embedder.start()
         try:
             await anyio.to_thread.run_sync(fill_subjects, self.store)
+            await anyio.to_thread.run_sync(fill_style_keys, self.store)
         except Exception:
-            log.exception("could not describe the images stored before this version; they are read one by one")
+            log.exception("could not describe the images and styles stored before this version; they are read one "
+                          "by one")
         self.indexer.copy_early(self.settings.user)  # over stdio the one user; over HTTP the default one
         loop = asyncio.get_running_loop()
         next_maintenance = loop.time()

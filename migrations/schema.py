@@ -264,3 +264,64 @@ def m012_add_subjects_and_style_scope(db: Database) -> None:
     db["images"].create_index(["user_id", "session_id", "created_at"], if_not_exists=True)
     for column in ("applies_to", "placement", "prompt_phrase"):
         db["memories"].add_column(column, str)
+
+
+@migrations()
+def m013_index_subjects(db: Database) -> None:
+    """Issue 13 at 100k items: "my last dog image" and "which styles are about this prompt" read only the
+    rows that can match, through two derived tables kept in step by triggers (so no writer can forget them).
+
+    image_subjects: one row per concept a (not incognito) image is about (the closure in images.subjects),
+    keyed by user, concept and creation time, so "the newest of the user's dog images" and how many there
+    are is read from one index range, not a LIKE over every prompt of the user.
+    style_subjects: one row per key of a subject style (memories.subject_keys, a JSON list: concept numbers
+    of its subject, or "w:<word>" for a subject the lexicon does not know), so a prompt's concepts find the
+    styles about it. A style whose subject_keys is NULL (stored before this migration, or under another
+    lexicon) is read the slow way until the warm-up fills it in. Rows name images by id (a VACUUM may
+    renumber rowids). Deleting an image or a memory deletes its rows; updating its subjects rewrites them.
+    """
+    db["memories"].add_column("subject_keys", str)
+    db.execute("""CREATE TABLE IF NOT EXISTS image_subjects (
+        user_id TEXT NOT NULL, concept INTEGER NOT NULL, created_at TEXT NOT NULL, image_id TEXT NOT NULL,
+        PRIMARY KEY (user_id, concept, created_at, image_id)) WITHOUT ROWID""")
+    db.execute("""CREATE TABLE IF NOT EXISTS style_subjects (
+        user_id TEXT NOT NULL, key TEXT NOT NULL, memory_id TEXT NOT NULL,
+        PRIMARY KEY (user_id, key, memory_id)) WITHOUT ROWID""")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_style_subjects_memory ON style_subjects(memory_id)")
+    # Rows still to be described: found through small partial indexes instead of a scan.
+    db.execute("CREATE INDEX IF NOT EXISTS idx_images_undescribed ON images(user_id) WHERE subjects IS NULL")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_memories_style_general ON memories(user_id) WHERE kind = 'style' "
+               "AND (pinned = 1 OR scope = 'session' OR applies_to = 'always' OR applies_to IS NULL "
+               "OR subject_keys IS NULL)")
+
+    def concepts(row: str) -> str:
+        return f"json_each('[' || replace(trim({row}.subjects), ' ', ',') || ']')"
+
+    add_image = (f"INSERT OR IGNORE INTO image_subjects SELECT NEW.user_id, value, NEW.created_at, NEW.id "
+                 f"FROM {concepts('NEW')} WHERE NEW.incognito = 0 AND NEW.subjects IS NOT NULL "
+                 "AND trim(NEW.subjects) != '';")
+    # found through the primary key, from the concepts the row had (no second index on image_id)
+    drop_image = (f"DELETE FROM image_subjects WHERE user_id = OLD.user_id AND created_at = OLD.created_at "
+                  f"AND image_id = OLD.id AND concept IN (SELECT value FROM {concepts('OLD')} "
+                  "WHERE OLD.subjects IS NOT NULL AND trim(OLD.subjects) != '');")
+    triggers = [
+        f"CREATE TRIGGER IF NOT EXISTS images_subjects_insert AFTER INSERT ON images BEGIN {add_image} END",
+        "CREATE TRIGGER IF NOT EXISTS images_subjects_update AFTER UPDATE OF subjects, incognito, created_at, user_id, id ON images "
+        f"BEGIN {drop_image} {add_image} END",
+        f"CREATE TRIGGER IF NOT EXISTS images_subjects_delete AFTER DELETE ON images BEGIN {drop_image} END",
+    ]
+    add_style = ("INSERT OR IGNORE INTO style_subjects SELECT NEW.user_id, value, NEW.id "
+                 "FROM json_each(NEW.subject_keys) WHERE NEW.kind = 'style' AND NEW.subject_keys IS NOT NULL "
+                 "AND json_valid(NEW.subject_keys);")
+    triggers += [
+        f"CREATE TRIGGER IF NOT EXISTS memories_subjects_insert AFTER INSERT ON memories BEGIN {add_style} END",
+        "CREATE TRIGGER IF NOT EXISTS memories_subjects_update AFTER UPDATE OF subject_keys, kind, user_id, id "
+        f"ON memories BEGIN DELETE FROM style_subjects WHERE memory_id = OLD.id; {add_style} END",
+        "CREATE TRIGGER IF NOT EXISTS memories_subjects_delete AFTER DELETE ON memories "
+        "BEGIN DELETE FROM style_subjects WHERE memory_id = OLD.id; END",
+    ]
+    for statement in triggers:  # one by one: executescript would commit the migration's transaction
+        db.execute(statement)
+    db.execute("INSERT OR IGNORE INTO image_subjects SELECT i.user_id, j.value, i.created_at, i.id FROM images i, "
+               "json_each('[' || replace(trim(i.subjects), ' ', ',') || ']') j "
+               "WHERE i.incognito = 0 AND i.subjects IS NOT NULL AND trim(i.subjects) != ''")

@@ -19,7 +19,7 @@ match, better senses) and the picture *topics* (space, landscape, portrait, logo
 gloss of every sense the supplement names, to review it.
 
 Output: {"version", "terms": {word: [concept, ...]}, "parents": {concept: [concept, ...]},
-"plurals": {form: word}}; a concept is a WordNet synset offset (as an int-like string without leading
+"plurals": {form: word}, "words": [other real words]}; a concept is a WordNet synset offset (as an int-like string without leading
 zeros) or a name defined by the supplement.
 """
 
@@ -110,6 +110,20 @@ def parse_index(path: Path) -> dict[str, tuple[list[str], int]]:
 
 def cid(offset: str) -> str:
     return str(int(offset))
+
+
+def known_words(wordnet: Path, terms: dict[str, list[str]]) -> list[str]:
+    """Every other single English word of 5+ letters WordNet knows (adjectives, verbs, adverbs, nouns that
+    are not things): a real word is never "corrected" into a thing ("sleek" is not a misspelt "leek")."""
+    words: set[str] = set()
+    for part in ("noun", "verb", "adj", "adv"):
+        for line in (wordnet / f"index.{part}").read_text(encoding="latin-1").splitlines():
+            if line.startswith(" "):
+                continue
+            lemma = line.split(" ", 1)[0]
+            if len(lemma) >= 5 and lemma.isalpha() and lemma.isascii() and lemma not in terms:
+                words.add(lemma)
+    return sorted(words)
 
 
 def main() -> None:
@@ -240,6 +254,7 @@ def main() -> None:
         "terms": {w: [number[c] for c in ids] for w, ids in sorted(terms.items())},
         "parents": [sorted(number[p] for p in parents.get(c, ())) for c in used],
         "plurals": dict(sorted(plurals.items())),
+        "words": known_words(args.wordnet, terms),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

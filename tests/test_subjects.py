@@ -124,3 +124,23 @@ def test_prompts_get_phrases_without_doubled_punctuation_and_negatives_merge() -
     assert compose_negative("blurry", ["neon colours", "text, Blurry"]) == "blurry, neon colours, text"
     assert media_of("soft watercolour style") == {"watercolour"}
     assert media_of("flat vector art, at most two colors") == {"flat vector"}
+
+
+@pytest.mark.parametrize(("words", "which", "subject"), [
+    ("my lst tiger image", -1, "tiger"),
+    ("the frist cat picture", 1, "cat"),
+    ("my latset robot imgae", -1, "robot"),
+    ("my oldets owl photo", 1, "owl"),
+    ("the lost kitten", -1, "lost kitten"),  # real words stay: "lost" and "fast" are not slips of "last"
+    ("my last fast car", -1, "fast car"),
+    ("my sleek spaceship", -1, "sleek spaceship"),
+])
+def test_a_slip_in_the_words_the_parser_reads_is_read_as_the_word(words: str, which: int, subject: str) -> None:
+    phrase = parse_phrase(words, now=NOW)
+    assert (phrase.which, phrase.subject) == (which, subject)
+
+
+def test_real_words_are_never_spell_corrected_into_things() -> None:
+    lex = lexicon()
+    assert lex.correct("spacehsip") == "spaceship" and lex.correct("dargon") == "dragon"
+    assert lex.correct("sleek") is None and lex.correct("brook") is None

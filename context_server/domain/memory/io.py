@@ -37,7 +37,7 @@ import numpy as np
 
 from context_server.adapters.store import now_iso
 from context_server.domain.memory.rules import KINDS, check_choice, check_content, check_tags, merge_tags
-from context_server.domain.memory.service import MERGE_SIMILARITY, MemoryService
+from context_server.domain.memory.service import MERGE_SIMILARITY, MemoryService, scope_columns
 from context_server.domain.text import normalise_for_match
 from context_server.errors import InvalidInput
 
@@ -350,7 +350,8 @@ def _write(memory: MemoryService, user_id: str, entries: list[_Entry],
                 [{"id": e.memory_id, "user_id": user_id, "session_id": None, "content": e.content, "kind": e.kind,
                   "scope": "long_term", "tags": json.dumps(e.tags), "pinned": int(e.pinned),
                   "use_count": e.use_count, "last_used_at": e.last_used_at, "replaces": e.replaces,
-                  "created_at": e.created_at, "updated_at": e.updated_at} for e in chunk],
+                  "created_at": e.created_at, "updated_at": e.updated_at, **scope_columns(e.content, e.kind, None)}
+                 for e in chunk],
             )
             for e in chunk:
                 assert e.memory_id is not None

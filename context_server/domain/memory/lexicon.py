@@ -60,6 +60,8 @@ class Lexicon:
         self.parents: list[list[int]] = data["parents"]  # type: ignore[assignment]
         self.plurals: dict[str, str] = data["plurals"]  # type: ignore[assignment]
         self.names: dict[int, str] = {int(k): v for k, v in data["names"].items()}  # type: ignore[attr-defined]
+        #: other real words (not things), never spell-corrected into one
+        self.words: frozenset[str] = frozenset(data.get("words", ()))  # type: ignore[call-overload]
         self._ids = {name: number for number, name in self.names.items()}
         #: first word of each multi-word entry → its longest length in words, so most words try one lookup
         self._starts: dict[str, int] = {}
@@ -109,15 +111,20 @@ class Lexicon:
         return frozenset(out)
 
     def correct(self, word: str) -> str | None:
-        """A lexicon word one edit away from an unknown word of 5+ letters ("spacehsip" → "spaceship")."""
-        if len(word) < 5 or self.concepts_of(word):
+        """A lexicon word one edit away from an unknown word of 5+ letters ("spacehsip" → "spaceship").
+        A real word that is not a thing is left alone: "sleek" is not a misspelt "leek"."""
+        if len(word) < 5 or self.concepts_of(word) or word in self.words or self.lemma(word) in self.words:
             return None
         letters = "abcdefghijklmnopqrstuvwxyz"
         splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
-        candidates = [a + b[1:] for a, b in splits if b]
-        candidates += [a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1]
-        candidates += [a + c + b[1:] for a, b in splits if b for c in letters]
-        candidates += [a + c + b for a, b in splits for c in letters]
+        # swapped letters first (the commonest slip), then a letter missing, doubled or wrong; edits of
+        # the first letter last, since people rarely get it wrong ("dargon" is a dragon, not argon)
+        candidates = [a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1]
+        for keep_first in (True, False):
+            rest = [(a, b) for a, b in splits if bool(a) == keep_first]
+            candidates += [a + b[1:] for a, b in rest if b]
+            candidates += [a + c + b for a, b in rest for c in letters]
+            candidates += [a + c + b[1:] for a, b in rest if b for c in letters]
         for candidate in candidates:
             if candidate != word and self.concepts_of(candidate):
                 return self.lemma(candidate)

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from context_server.domain.memory.lexicon import lexicon
+
 __all__ = ["Phrase", "parse_phrase"]
 
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
@@ -81,9 +83,45 @@ class Phrase:
         return f"number {-self.which} counting from the newest"
 
 
+#: The words the parser itself reads; a slip of the keyboard in one of them ("my lst tiger image", "the
+#: frist cat picture") is read as the word, since otherwise it would be taken for part of the subject.
+_OWN_WORDS = ("last", "latest", "newest", "recent", "previous", "first", "earliest", "oldest", "original",
+              "second", "third", "fourth", "fifth", "image", "images", "picture", "pictures", "photo", "photos",
+              "before", "yesterday", "today", "morning", "week", "penultimate")
+
+
+def _fix_slips(text: str) -> str:
+    """Read a token one slip away from exactly one of the parser's words as that word. Real words are left
+    alone (a thing the lexicon knows, or another English word); a token under 5 letters only counts as a
+    slip when a letter is missing or two are swapped, so "fast" and "lost" never become "last"."""
+    lex = lexicon()
+    out = []
+    for token in text.split(" "):
+        if (len(token) >= 3 and token.isalpha() and token not in _OWN_WORDS and not lex.concepts_of(token)
+                and token not in lex.words and lex.lemma(token) not in lex.words):
+            fixes = {word for word in _OWN_WORDS if _one_slip(token, word, any_edit=len(token) >= 5)}
+            if len(fixes) == 1:
+                token = fixes.pop()
+        out.append(token)
+    return " ".join(out)
+
+
+def _one_slip(token: str, word: str, any_edit: bool) -> bool:
+    if len(token) == len(word) - 1:  # a letter missing
+        return any(word[:i] + word[i + 1:] == token for i in range(len(word)))
+    if len(token) == len(word):
+        diff = [i for i in range(len(word)) if token[i] != word[i]]
+        if len(diff) == 2 and diff[1] == diff[0] + 1 and token[diff[0]] == word[diff[1]] \
+                and token[diff[1]] == word[diff[0]]:
+            return True  # two letters swapped
+        return any_edit and len(diff) == 1  # one letter wrong
+    return any_edit and len(token) == len(word) + 1 and any(
+        token[:i] + token[i + 1:] == word for i in range(len(token)))  # a letter doubled or stray
+
+
 def parse_phrase(words: str, now: datetime | None = None) -> Phrase:
     """Read `words` (see the module docstring); `now` is an aware local time (default: the local clock)."""
-    text = " ".join(words.lower().replace("’", "'").split()).strip(" .!?,;:\"'")
+    text = _fix_slips(" ".join(words.lower().replace("’", "'").split()).strip(" .!?,;:\"'"))
     relative = re.fullmatch(r"(?:the\s+)?(?:one|image|picture|pic|photo)?\s*(?:i\s+made\s+|you\s+made\s+)?(?:just\s+)?"
                             r"(before|after)\s+(?!that\b|this\b|it\b|the\s+(?:previous|last)\s+one\b)(.+)", text)
     if relative:

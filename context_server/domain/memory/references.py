@@ -41,6 +41,7 @@ SearchFn = Callable[[str, str, int], list[tuple[str, float]]]
 #: meaning, but only this close (all-MiniLM-L6-v2 cosine): below it, look-alikes win too often.
 MEANING_SCORE = 0.5
 _CANDIDATES = 2000
+_ALTERNATIVES = 5  # how many other matches a receipt lists
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _COLOURS = {
     "red": {"crimson", "scarlet", "ruby", "maroon", "burgundy", "cherry"},
@@ -166,7 +167,16 @@ def _own_senses(text: str, senses: tuple[int, ...]) -> tuple[int, ...]:
     return own if own and len(own) < len(senses) else senses
 
 
-def _has_word(text: str, analysis: Analysis, word: str) -> bool:
+def _word_forms(word: str) -> list[str]:
+    """What a description must contain (LIKE, any case) to possibly say `word`: a colour or one of its
+    shades, or the word's stem (its first len-2 letters: "ponies" and "pony" share "po")."""
+    if word in _COLOURS:
+        return sorted({word, *_COLOURS[word]})
+    stem = min(word, lexicon().lemma(word), key=len)
+    return [stem[:max(1, len(stem) - 2)]]
+
+
+def _has_word(text: str, analysis: Analysis | None, word: str) -> bool:
     """Does the description say `word`? A colour is read from the latest part that names one: after
     "a silver starship; make it blue; make it red" the image is red, no longer silver or blue."""
     if word in _COLOURS:
@@ -175,6 +185,7 @@ def _has_word(text: str, analysis: Analysis, word: str) -> bool:
             if said:
                 return word in said or bool(_COLOURS[word] & said)
         return False
+    assert analysis is not None, "a word other than a colour is read from the analysed description"
     return analysis.has_word(word) or analysis.has_word(lexicon().lemma(word))
 
 
@@ -203,48 +214,96 @@ class References:
             return self._next_to(user_id, phrase)
         if phrase.subject:
             return self._by_subject(user_id, phrase)
-        rows = self._candidates(user_id, phrase, session_id=None)
+        total, rows = self._candidates(user_id, phrase, session_id=None)
         what = "images" + (f" {phrase.when_words}" if phrase.when_words else "")
         if not rows:
             raise NotFound(f"you have no {what} yet" if phrase.when_words else "you have no images yet")
-        return self._pick(user_id, rows, phrase, f"{{which}} of your {len(rows)} {what}")
+        return self._pick(user_id, rows, phrase, f"{{which}} of your {total} {what}", total)
 
     # -- the three ways ---------------------------------------------------------------------------------
 
     def _in_session(self, user_id: str, session: Session, phrase: Phrase) -> Reference:
         """Session words point into this conversation only: after a restart "the one you just made" is
         nothing, and saying so beats guessing (the user's images are one "my last image" away)."""
-        rows = self._candidates(user_id, phrase, session_id=session.id)
+        total, rows = self._candidates(user_id, phrase, session_id=session.id)
         if not rows and session.last_image_id:
             row = self._row(user_id, session.last_image_id)
             rows = [row] if row is not None and not row["incognito"] else []
+            total = len(rows)
         if not rows:
             raise NotFound("there is no previous image in this session yet; give an image id or describe it "
                            "('my last image', 'my last spaceship image')")
-        return self._pick(user_id, rows, phrase, "{which} of the " + f"{len(rows)} images made in this conversation")
+        return self._pick(user_id, rows, phrase, "{which} of the " + f"{total} images made in this conversation",
+                          total)
 
     def _by_subject(self, user_id: str, phrase: Phrase) -> Reference:
         query = _read_subject(phrase.subject)
-        rows = self._candidates(user_id, phrase, session_id=None, query=query)
+        total, matches = self._matching(user_id, phrase, query)
+        how = ""
+        if not matches and not query.known and query.words:
+            matches, how = self._by_meaning(user_id, phrase), " (closest in meaning)"
+            total = len(matches)
+        when = f" {phrase.when_words}" if phrase.when_words else ""
+        if not matches:
+            raise NotFound(self._no_match(user_id, phrase, f"{phrase.subject!r}{when}"))
+        noun = f"{phrase.subject} image" + ("s" if total > 1 else "")
+        template = "{which} of " + f"{total} {noun}{when}{how}"
+        if total == 1:
+            template = f"the only {phrase.subject} image{when}{how}"
+        return self._pick(user_id, matches, phrase, template, total)
+
+    def _matching(self, user_id: str, phrase: Phrase, query: _Query) -> tuple[int, list[dict[str, Any]]]:
+        """How many of the user's images are what the subject names, and the ones "which one" needs.
+
+        The things it names are looked up in `image_subjects` (per thing, one index range per sense; several
+        things intersect), which also counts them and orders them by time without reading an image row.
+        The subject's other words ("blue", "sleek") are narrowed with LIKE (the word's stem or a colour's
+        shades must be in the description) and then checked here. Until the warm-up has described every
+        image of the user (`fill_subjects`), every candidate is checked here instead."""
+        described = self.store.one("select 1 as x from images where user_id = ? and subjects is null limit 1",
+                                   [user_id]) is None
+        order = "asc" if phrase.which > 0 else "desc"
+        window = abs(phrase.which) + _ALTERNATIVES
+        if described and query.things:
+            parts, params = [], []
+            for _, senses in query.things:
+                part = (f"select distinct image_id, created_at from image_subjects where user_id = ? "
+                        f"and concept in ({','.join('?' * len(senses))})")
+                params += [user_id, *senses]
+                if phrase.when is not None:
+                    part += " and created_at >= ? and created_at < ?"
+                    params.extend(_utc(t) for t in phrase.when)
+                parts.append(part)
+            found = " intersect ".join(parts)
+            if not query.words:  # the index decided: count them, read only the rows the choice needs
+                ids = self.store.query(f"select count(*) over () as total, image_id from ({found}) "
+                                       f"order by created_at {order}, image_id {order} limit {window}", params)
+                by_id = self._rows(user_id, [r["image_id"] for r in ids])
+                return (int(ids[0]["total"]) if ids else 0), [by_id[r["image_id"]] for r in ids if r["image_id"] in by_id]
+            sql, more = self._where(user_id, phrase, session_id=None)
+            sql += f" and id in (select image_id from ({found}))"
+            params = more + params
+        else:
+            sql, params = self._where(user_id, phrase, session_id=None)
+            for _, senses in query.things:  # rows not yet described (NULL) are checked below
+                sql += " and (subjects is null or " + " or ".join("subjects like ?" for _ in senses) + ")"
+                params.extend(f"% {c} %" for c in senses)
+        for word in query.words:
+            forms = _word_forms(word)
+            sql += " and (" + " or ".join("coalesce(search_text, prompt) like ?" for _ in forms) + ")"
+            params.extend(f"%{form}%" for form in forms)
+        rows = self.store.query(sql + f" order by created_at {order}, rowid {order} limit {_CANDIDATES}", params)
         lex = lexicon()
         matches = []
         for row in rows:
             text = row["search_text"] or row["prompt"]
-            analysis = lex.analyse(text)
-            if all(lex.about(analysis, senses) for _, senses in query.things) and all(
-                    _has_word(text, analysis, w) for w in query.words):
+            recheck = not described and bool(query.things)
+            analysis = lex.analyse(text) if recheck or any(w not in _COLOURS for w in query.words) else None
+            if recheck and analysis is not None and not all(lex.about(analysis, s) for _, s in query.things):
+                continue
+            if all(_has_word(text, analysis, w) for w in query.words):
                 matches.append(row)
-        how = ""
-        if not matches and not query.known and query.words:
-            matches, how = self._by_meaning(user_id, phrase), " (closest in meaning)"
-        when = f" {phrase.when_words}" if phrase.when_words else ""
-        if not matches:
-            raise NotFound(self._no_match(user_id, phrase, f"{phrase.subject!r}{when}"))
-        noun = f"{phrase.subject} image" + ("s" if len(matches) > 1 else "")
-        template = "{which} of " + f"{len(matches)} {noun}{when}{how}"
-        if len(matches) == 1:
-            template = f"the only {phrase.subject} image{when}{how}"
-        return self._pick(user_id, matches, phrase, template)
+        return len(matches), matches
 
     def _next_to(self, user_id: str, phrase: Phrase) -> Reference:
         """"the one before the lighthouse": the image made just before (or after) the one the words name."""
@@ -282,9 +341,8 @@ class References:
 
     # -- helpers ----------------------------------------------------------------------------------------
 
-    def _candidates(self, user_id: str, phrase: Phrase, session_id: str | None,
-                    query: _Query | None = None) -> list[dict[str, Any]]:
-        """The user's images that may match, newest first (oldest first when counting from the oldest)."""
+    def _where(self, user_id: str, phrase: Phrase, session_id: str | None) -> tuple[str, list[Any]]:
+        """The user's own images that may be meant: not incognito, in this conversation and time window."""
         sql = ("select rowid, id, prompt, search_text, subjects, created_at from images "
                "where user_id = ? and incognito = 0")
         params: list[Any] = [user_id]
@@ -294,13 +352,17 @@ class References:
         if phrase.when is not None:
             sql += " and created_at >= ? and created_at < ?"
             params.extend(_utc(t) for t in phrase.when)
-        for _, senses in (query.things if query else []):
-            # rows written before subjects were stored (NULL) are checked in Python by the caller
-            sql += " and (subjects is null or " + " or ".join("subjects like ?" for _ in senses) + ")"
-            params.extend(f"% {c} %" for c in senses)
+        return sql, params
+
+    def _candidates(self, user_id: str, phrase: Phrase, session_id: str | None) -> tuple[int, list[dict[str, Any]]]:
+        """How many images may be meant, and the ones "which one" needs (newest first, or oldest first when
+        counting from the oldest)."""
+        sql, params = self._where(user_id, phrase, session_id)
         order = "asc" if phrase.which > 0 else "desc"
-        sql += f" order by created_at {order}, rowid {order} limit {_CANDIDATES}"
-        return self.store.query(sql, params)
+        rows = self.store.query(
+            sql.replace("select ", "select count(*) over () as total, ", 1)
+            + f" order by created_at {order}, rowid {order} limit {abs(phrase.which) + _ALTERNATIVES}", params)
+        return (int(rows[0]["total"]) if rows else 0), rows
 
     def _rows(self, user_id: str, image_ids: list[str]) -> dict[str, dict[str, Any]]:
         if not image_ids:
@@ -310,20 +372,23 @@ class References:
                                  [user_id, *image_ids])
         return {row["id"]: row for row in found}
 
-    def _pick(self, user_id: str, rows: list[dict[str, Any]], phrase: Phrase, template: str) -> Reference:
+    def _pick(self, user_id: str, rows: list[dict[str, Any]], phrase: Phrase, template: str,
+              total: int) -> Reference:
+        """Apply "which one" to the matches: `rows` holds all `total` of them, or (read in counting order)
+        at least the first |which| + 5, which is every row the choice and its 5 nearest alternatives need."""
         ordered = sorted(rows, key=lambda r: (r["created_at"], r.get("rowid") or 0))
         index = phrase.which - 1 if phrase.which > 0 else len(ordered) + phrase.which
-        if not 0 <= index < len(ordered):
-            raise NotFound(f"there are only {len(ordered)} matching images, so there is no "
+        if abs(phrase.which) > total or not 0 <= index < len(ordered):
+            raise NotFound(f"there are only {total} matching images, so there is no "
                            f"{phrase.which_words}; " + _listing(ordered[-5:][::-1]))
         chosen = ordered[index]
         full = self._row(user_id, chosen["id"]) or chosen
         others = [r for i, r in sorted(enumerate(ordered), key=lambda p: abs(p[0] - index)) if i != index]
         alternatives = [{"image_id": r["id"], "prompt": _description(r), "created_at": r["created_at"]}
-                        for r in others[:5]]
+                        for r in others[:_ALTERNATIVES]]
         which = {-1: "newest", 1: "oldest"}.get(phrase.which, phrase.which_words)
         reason = template.replace("{which}", which)
-        if len(ordered) == 1 and "{which}" in template:
+        if total == 1 and "{which}" in template:
             reason = template.replace("{which} of", "the only one of")
         return Reference(chosen["id"], _description(full), 1.0, full, alternatives, reason)
 

@@ -18,11 +18,14 @@ Only style memories are ever put in a prompt; preferences, facts and notes have 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["ALWAYS", "StyleScope", "clean_applies_to", "read_style"]
+from context_server.domain.memory.lexicon import lexicon
+
+__all__ = ["ALWAYS", "StyleScope", "clean_applies_to", "read_style", "subject_keys", "subject_parts"]
 
 ALWAYS = "always"
 _GENRE = (r"photos?|photographs?|photography|pictures?|pics?|images?|shots?|art|artwork|renders?|renderings?|"
@@ -95,6 +98,35 @@ def read_style(content: str, applies_to: str | None = None) -> StyleScope:
             lead = rf"^{re.escape(subject)}(?:\s+(?:{_GENRE}))?\s+(?:as\s+|(?=on\b|in\b|against\b|with\b))"
             phrase = _tidy(re.sub(lead, "", phrase, flags=re.IGNORECASE)) or phrase
     return StyleScope(subject or ALWAYS, "negative" if negative else "prompt", phrase or text.strip(" .;,"))
+
+
+@lru_cache(maxsize=4096)
+def subject_parts(applies_to: str) -> tuple[tuple[tuple[int, ...], tuple[str, ...]], ...]:
+    """'weapons and props' → ((weapon senses, ()), (prop senses, ())); an unknown subject keeps its words."""
+    lex = lexicon()
+    parts: list[tuple[tuple[int, ...], tuple[str, ...]]] = []
+    for part in re.split(r"\s*(?:,|\band\b|\bor\b|&|/)\s*", applies_to.lower()):
+        units = lex.units(part)
+        known = [u for u in units if u.concepts]
+        if known:
+            parts.append((known[-1].concepts, ()))
+        else:
+            words = tuple(u.text for u in units if len(u.text) > 2)
+            if words:
+                parts.append(((), words))
+    return tuple(parts)
+
+
+def subject_keys(applies_to: str | None) -> str:
+    """The stored `subject_keys` of a style (a JSON list): a subject style is found through each concept
+    of its subject ("12") or, for a subject the lexicon does not know, its first word ("w:steampunk");
+    "always" and non-styles have none (`[]`)."""
+    if not applies_to or applies_to == ALWAYS:
+        return "[]"
+    keys: list[str] = []
+    for senses, words in subject_parts(applies_to):
+        keys += [str(c) for c in senses] if senses else [f"w:{words[0]}"]
+    return json.dumps(sorted(set(keys)))
 
 
 def _find_subject(low: str, negative: bool) -> str | None:

@@ -51,13 +51,13 @@ from context_server.domain.memory.rules import (
     merge_tags,
     visibility_sql,
 )
-from context_server.domain.memory.scope import ALWAYS, read_style
+from context_server.domain.memory.scope import ALWAYS, read_style, subject_keys
 from context_server.domain.paging import decode_cursor, page
 from context_server.domain.search.indexing import Indexer
 from context_server.domain.text import fts_query, normalise_for_match, sanitise
 from context_server.errors import InvalidInput, NotFound
 
-__all__ = ["KINDS", "MERGE_SIMILARITY", "SCOPES", "Memory", "MemoryService", "SaveResult"]
+__all__ = ["KINDS", "MERGE_SIMILARITY", "SCOPES", "Memory", "MemoryService", "SaveResult", "scope_columns"]
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class MemoryService:
     ) -> SaveResult:
         text = check_content(content)
         check_choice("kind", kind, KINDS)
-        scoping = _scoping(text, kind, applies_to)
+        scoping = scope_columns(text, kind, applies_to)
         check_choice("scope", scope, SCOPES)
         clean_tags = check_tags(tags)
         if scope == "session" and not session_id:
@@ -115,7 +115,7 @@ class MemoryService:
                     kept = {**twin, **changes}
                     result = SaveResult(twin["id"], kind, scope, merged_into=twin["id"],
                                         applies_to=effective_applies_to(kept),
-                                        placement=kept.get("placement") or _scoping(twin["content"], kind, None).get(
+                                        placement=kept.get("placement") or scope_columns(twin["content"], kind, None).get(
                                             "placement"))
                 else:
                     memory_id = secrets.token_hex(12)
@@ -176,7 +176,7 @@ class MemoryService:
             kept = applies_to
             if applies_to is None and "content" not in changes and row["kind"] == "style" == new_kind:
                 kept = row["applies_to"]
-            changes.update(_scoping(changes.get("content", row["content"]), new_kind, kept))
+            changes.update(scope_columns(changes.get("content", row["content"]), new_kind, kept))
         if not changes:
             raise InvalidInput("nothing to update: pass content, kind, tags, pinned or applies_to")
         changes["updated_at"] = now_iso()
@@ -393,7 +393,7 @@ class MemoryService:
             log.warning("indexing after a write failed; the outbox keeps it for later", exc_info=True)
 
 
-def _scoping(content: str, kind: str, applies_to: str | None) -> dict[str, Any]:
+def scope_columns(content: str, kind: str, applies_to: str | None) -> dict[str, Any]:
     """The stored scope columns of a memory (see scope.py): only styles have them."""
     if applies_to is not None and not applies_to.strip():
         raise InvalidInput("applies_to must be 'always' or a subject such as 'logos' or 'portraits'")
@@ -401,6 +401,7 @@ def _scoping(content: str, kind: str, applies_to: str | None) -> dict[str, Any]:
         if applies_to is not None:
             raise InvalidInput("applies_to is for style memories; preferences, facts and notes are never put in "
                                "prompts")
-        return {"applies_to": None, "placement": None, "prompt_phrase": None}
+        return {"applies_to": None, "placement": None, "prompt_phrase": None, "subject_keys": None}
     found = read_style(content, applies_to.strip() if applies_to else None)
-    return {"applies_to": found.applies_to, "placement": found.placement, "prompt_phrase": found.phrase}
+    return {"applies_to": found.applies_to, "placement": found.placement, "prompt_phrase": found.phrase,
+            "subject_keys": subject_keys(found.applies_to)}

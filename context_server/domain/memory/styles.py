@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from typing import Any
 
+from context_server.adapters.store import Store
 from context_server.domain.memory.lexicon import Analysis, lexicon
 from context_server.domain.memory.rules import visibility_sql
-from context_server.domain.memory.scope import ALWAYS, read_style
-from context_server.domain.memory.service import MemoryService
+from context_server.domain.memory.scope import ALWAYS, StyleScope, read_style, subject_keys, subject_parts
 from context_server.models import AppliedStyle, LeftOutStyle
 
-__all__ = ["MEDIA", "STRENGTHS", "StyleChoice", "StyleSelector", "about_subject", "compose_prompt", "media_of"]
+__all__ = ["MEDIA", "STRENGTHS", "StyleChoice", "StyleSelector", "about_subject", "compose_prompt", "fill_style_keys",
+           "media_of", "prompt_keys"]
 
 
 @dataclass(frozen=True)
@@ -67,32 +68,20 @@ def media_of(text: str) -> frozenset[str]:
     return frozenset(name for name, pattern in _MEDIA.items() if pattern.search(low))
 
 
-@lru_cache(maxsize=4096)
-def _subject_parts(applies_to: str) -> tuple[tuple[tuple[int, ...], tuple[str, ...]], ...]:
-    """'weapons and props' → ((weapon senses, ()), (prop senses, ())); an unknown subject keeps its words."""
-    lex = lexicon()
-    parts: list[tuple[tuple[int, ...], tuple[str, ...]]] = []
-    for part in re.split(r"\s*(?:,|\band\b|\bor\b|&|/)\s*", applies_to.lower()):
-        units = lex.units(part)
-        known = [u for u in units if u.concepts]
-        if known:
-            parts.append((known[-1].concepts, ()))
-        else:
-            words = tuple(u.text for u in units if len(u.text) > 2)
-            if words:
-                parts.append(((), words))
-    return tuple(parts)
-
-
 def about_subject(analysis: Analysis, applies_to: str) -> bool:
     """Is a prompt (analysed) about this subject? The head thing of any part of it must be in the prompt."""
     lex = lexicon()
-    for senses, words in _subject_parts(applies_to):
+    for senses, words in subject_parts(applies_to):
         if senses and lex.about(analysis, senses):
             return True
         if words and all(analysis.has_word(w) or analysis.has_word(lex.lemma(w)) for w in words):
             return True
     return False
+
+
+def prompt_keys(analysis: Analysis) -> list[str]:
+    """The `style_subjects` keys a prompt can match: every concept it is about and every word in it."""
+    return [*(str(c) for c in analysis.concepts), *(f"w:{w}" for w in analysis.words)]
 
 
 @dataclass
@@ -130,8 +119,20 @@ def compose_negative(negative: str | None, phrases: list[str]) -> str | None:
 
 
 class StyleSelector:
-    def __init__(self, memory: MemoryService) -> None:
-        self.memory = memory
+    """Reads only the styles that can apply: the general ones (pinned, this session's, "always") through a
+    partial index, and the subject styles whose subject is among the prompt's concepts or words through
+    `style_subjects` (migration m013). Styles stored before their keys were (`subject_keys` NULL) are read
+    with the general ones and decided here, until the warm-up fills them in (`fill_style_keys`)."""
+
+    _COLUMNS = "id, content, scope, pinned, applies_to, placement, prompt_phrase, updated_at, subject_keys"
+    #: Word for word the condition of the partial index idx_memories_style_general (migration m013), which
+    #: the query names: without statistics SQLite would pick the wider (user_id, kind, ...) index and
+    #: read every style of the user.
+    _GENERAL = ("kind = 'style' AND (pinned = 1 OR scope = 'session' OR applies_to = 'always' OR applies_to IS NULL "
+                "OR subject_keys IS NULL)")
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     def styles_for(self, user_id: str, session_id: str, prompt: str, strength: str) -> StyleChoice:
         rule = STRENGTHS.get(strength)
@@ -139,37 +140,103 @@ class StyleSelector:
             return StyleChoice()
         params: list[str] = [user_id]
         visible = visibility_sql(None, session_id, params)
-        rows = self.memory.store.query(
-            "SELECT id, content, scope, pinned, applies_to, placement, prompt_phrase, updated_at FROM memories "
-            f"WHERE user_id = ? AND kind = 'style' AND {visible} ORDER BY pinned DESC, updated_at DESC, id DESC",
-            params)
-        if not rows:
-            return StyleChoice()
+        general = self.store.query(
+            f"SELECT {self._COLUMNS} FROM memories INDEXED BY idx_memories_style_general "
+            f"WHERE user_id = ? AND {self._GENERAL} AND {visible}", params)
         analysis = lexicon().analyse(prompt)
-        picked: list[tuple[int, AppliedStyle]] = []
-        subject_count = 0
-        for row in rows:
-            scope = read_style(row["content"], row["applies_to"])
-            applies_to = row["applies_to"] or scope.applies_to
-            placement = row["placement"] or scope.placement
-            phrase = row["prompt_phrase"] or scope.phrase
+        picked: list[tuple[tuple[int, str, str], int, AppliedStyle]] = []
+        for row in general:
+            style = _read(row)
             if row["pinned"]:
                 tier, why = "pinned", "pinned"
             elif row["scope"] == "session":
                 tier, why = "session", "this session's style"
-            elif applies_to == ALWAYS:
+            elif style.applies_to == ALWAYS:
                 tier, why = "always", "applies to every image"
-            elif about_subject(analysis, applies_to):
-                if subject_count >= rule.max_subject:
-                    continue
-                subject_count += 1
-                tier, why = "subject", f"the prompt is about {applies_to}"
+            elif about_subject(analysis, style.applies_to):  # not yet keyed: decided here
+                tier, why = "subject", f"the prompt is about {style.applies_to}"
             else:
                 continue
-            picked.append((_TIER[tier], AppliedStyle(
-                memory_id=row["id"], content=row["content"], score=1.0, applies_to=applies_to, why=why,
-                placement="negative" if placement == "negative" else "prompt", phrase=phrase)))
-        return _resolve_conflicts(picked)
+            picked.append((_order(row), _TIER[tier], _applied(row, style, why)))
+        subject = _TIER["subject"]
+        for row in self._about(user_id, session_id, analysis, rule.max_subject):
+            style = _read(row)
+            picked.append((_order(row), subject, _applied(row, style, f"the prompt is about {style.applies_to}")))
+        picked.sort(key=lambda p: p[0], reverse=True)  # pinned first, then newest first
+        # the newest subject styles up to the strength's cap, wherever they were found
+        capped = [p for p in picked if p[1] == subject][rule.max_subject:]
+        return _resolve_conflicts([(tier, style) for p in picked if p not in capped for _, tier, style in [p]])
+
+    def _about(self, user_id: str, session_id: str, analysis: Analysis, wanted: int) -> list[dict[str, Any]]:
+        """The newest keyed subject styles the prompt is about, at most `wanted`."""
+        keys = prompt_keys(analysis)
+        if not keys or wanted <= 0:
+            return []
+        found: list[dict[str, Any]] = []
+        page, offset = max(8, wanted * 2), 0
+        while len(found) < wanted:
+            params: list[Any] = [user_id, *keys, user_id]
+            visible = visibility_sql(None, session_id, params, column="m.")
+            rows = self.store.query(
+                f"SELECT {', '.join('m.' + c for c in self._COLUMNS.split(', '))} FROM memories m "
+                f"WHERE m.id IN (SELECT memory_id FROM style_subjects WHERE user_id = ? "
+                f"AND key IN ({','.join('?' * len(keys))})) AND +m.user_id = ? AND +m.kind = 'style' "
+                f"AND NOT ({self._GENERAL.replace('kind = ', 'm.kind = ')}) AND {visible} "
+                f"ORDER BY m.pinned DESC, m.updated_at DESC, m.id DESC LIMIT {page} OFFSET {offset}", params)
+            # (+ keeps SQLite on the ids found, not on a scan of the user's styles.) A word key only says
+            # the subject's first word is in the prompt: check the whole subject.
+            found += [r for r in rows if about_subject(analysis, r["applies_to"])]
+            if len(rows) < page:
+                break
+            offset += page
+        return found[:wanted]
+
+
+def _order(row: dict[str, Any]) -> tuple[int, str, str]:
+    """Styles are considered pinned first, then newest (by updated_at, then id) first: sort descending."""
+    return (int(row["pinned"] or 0), row["updated_at"] or "", row["id"])
+
+
+def _read(row: dict[str, Any]) -> StyleScope:
+    """A row's scope, as stored; read from its words when it was stored before scopes were."""
+    if row["applies_to"] and row["placement"] and row["prompt_phrase"]:
+        return StyleScope(row["applies_to"], row["placement"], row["prompt_phrase"])
+    scope = read_style(row["content"], row["applies_to"])
+    return StyleScope(row["applies_to"] or scope.applies_to, row["placement"] or scope.placement,
+                      row["prompt_phrase"] or scope.phrase)
+
+
+def _applied(row: dict[str, Any], style: StyleScope, why: str) -> AppliedStyle:
+    return AppliedStyle(memory_id=row["id"], content=row["content"], score=1.0, applies_to=style.applies_to,
+                        why=why, placement="negative" if style.placement == "negative" else "prompt",
+                        phrase=style.phrase)
+
+
+def fill_style_keys(store: Store, batch: int = 500) -> int:
+    """Store the scope and `subject_keys` of styles saved before they were (or under another lexicon
+    version); returns how many. Runs in the server's warm-up."""
+    version = lexicon().version
+    seen = store.one("select value from index_meta where key = 'style_keys_lexicon'")
+    if seen is not None and seen["value"] != version:
+        with store.write() as db:
+            db.execute("update memories set subject_keys = null where kind = 'style'")
+    done = 0
+    while True:
+        rows = store.query("select id, user_id, content, applies_to, placement, prompt_phrase from memories "
+                           "where kind = 'style' and subject_keys is null limit ?", [batch])
+        if not rows:
+            break
+        with store.write() as db:
+            for row in rows:
+                style = _read({**row, "pinned": 0, "updated_at": "", "scope": "", "subject_keys": None})
+                db.execute("update memories set applies_to = ?, placement = ?, prompt_phrase = ?, subject_keys = ? "
+                           "where id = ? and user_id = ?",
+                           [style.applies_to, style.placement, style.phrase, subject_keys(style.applies_to),
+                            row["id"], row["user_id"]])
+        done += len(rows)
+    with store.write() as db:
+        db.execute("insert or replace into index_meta(key, value) values ('style_keys_lexicon', ?)", [version])
+    return done
 
 
 def _resolve_conflicts(picked: list[tuple[int, AppliedStyle]]) -> StyleChoice:
