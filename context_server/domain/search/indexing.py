@@ -221,6 +221,15 @@ class Indexer:
                         self.stored.save(db, collection, items)
                 applied += len(rows)
 
+    def _drain_for(self, user_id: str, collection: str) -> None:
+        """Drain first when this user's collection has changes waiting, so a search sees the user's own latest
+        writes. Other users' waiting changes are not this search's to wait for: every search used to drain
+        whenever anyone's were queued, and so queued behind each save's drain (issue 15). Theirs are drained
+        by their own write, their next search, or `maintain()`."""
+        if self.store.one("SELECT 1 AS x FROM outbox WHERE user_id = ? AND collection = ? LIMIT 1",
+                          (user_id, collection)):
+            self.drain()
+
     def _apply(self, index: VectorIndex, rows: list[dict[str, Any]]) -> dict[str, list[tuple[str, str, Any]]]:
         """Bring the outboxed items to their current state in Chroma; returns what was embedded, by collection,
         as `(item_id, text, vector)` for `StoredVectors.save`."""
@@ -284,7 +293,7 @@ class Indexer:
         when this process searches without vectors. Items missing here must be embedded by the caller."""
         if not self.uses_vectors:
             return {}
-        self.drain()
+        self._drain_for(user_id, collection)
         index = self._index
         if index is None or not self.uses_vectors:
             return {}
@@ -632,8 +641,7 @@ class Indexer:
             # a process without the lock returns at once (and ranks with the stored vectors).
             self._first_take()
         if self.uses_vectors:
-            if self.store.one("SELECT 1 AS x FROM outbox LIMIT 1"):
-                self.drain()
+            self._drain_for(user_id, collection)
             index = self._index
             if index is not None and self.uses_vectors:
                 try:
