@@ -94,7 +94,7 @@ class App:
     def create(cls, settings: Settings, *, http_client: httpx.AsyncClient | None = None,
                providers: Sequence[Provider] | None = None, embedder: Embedder | None = None) -> App:
         settings.home.mkdir(parents=True, exist_ok=True)
-        store = Store(settings.db_path)
+        store = Store(settings.db_path, settings.read_connections)
         store.migrate()
         files = ImageFiles(settings.images_path)
         http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0))

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     max_frame_bytes: int = _setting("CONTEXT_SERVER_MAX_FRAME_BYTES", "Largest stdio line (one JSON-RPC frame) "
                                     "accepted, in bytes (default 4194304, 4 MiB); a longer line is refused with a "
                                     "JSON-RPC error and never held whole.", 4 * 1024 * 1024)
+    #: Read-only SQLite connections beside the one writer (see adapters/store.py).
+    read_connections: int = _setting("CONTEXT_SERVER_READ_CONNECTIONS", "Read-only SQLite connections the server "
+                                     "opens beside its one writer, so reads never wait for a write or for each "
+                                     "other (default 4, 0 to 64; 0 reads through the writer connection).", 4)
     #: Provider for calls that name none and whose profile sets none (the bundle's "default provider").
     default_provider: str = _setting("CONTEXT_SERVER_DEFAULT_PROVIDER", "Provider for calls that name none and "
                                      "whose profile sets none: placeholder (default), openai, stability, sd_webui "
@@ -164,6 +168,13 @@ class Settings(BaseSettings):
     def _frame_floor(cls, value: int) -> int:
         if value < 1024:
             raise ValueError("must be at least 1024 (bytes)")
+        return value
+
+    @field_validator("read_connections")
+    @classmethod
+    def _read_pool(cls, value: int) -> int:
+        if not 0 <= value <= 64:
+            raise ValueError("must be from 0 to 64 (connections)")
         return value
 
     @field_validator("wait_seconds", "vector_cache_mb")

@@ -3,6 +3,7 @@ person would edit it (other servers kept, a backup, an unreadable or read-only f
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import stat
 from pathlib import Path
@@ -128,3 +129,24 @@ def test_the_desktop_file_is_found_where_each_platform_keeps_it(tmp_path: Path,
     assert claude_desktop_config_path("linux") == tmp_path / ".config" / "Claude" / "claude_desktop_config.json"
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     assert claude_desktop_config_path("linux") == tmp_path / "xdg" / "Claude" / "claude_desktop_config.json"
+
+
+def test_under_uvx_the_entry_runs_uvx_again_not_its_throw_away_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """uvx runs the command in an environment inside uv's cache (a folder with a CACHEDIR.TAG), which
+    `uv cache clean` deletes: the entry names uvx and what it installed from. (tests/test_install.py runs the
+    real uvx from a wheel, where the source is the wheel's path.)"""
+    cache = tmp_path / "uv-cache"
+    (cache / "archive-v0" / "abc" / "bin").mkdir(parents=True)
+    (cache / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n")
+    (tmp_path / "bin").mkdir()
+    for name in ("uv", "uvx"):
+        (tmp_path / "bin" / name).write_text("")
+    monkeypatch.setattr("sys.prefix", str(cache / "archive-v0" / "abc"))
+    monkeypatch.setenv("UV", str(tmp_path / "bin" / "uv"))
+    # This checkout is installed editable (not from a wheel file): the entry asks the index for this release.
+    release = f"context-server=={importlib.metadata.version('context-server')}"
+    assert server_command() == [str(tmp_path / "bin" / "uvx"), "--from", release, "context-server"]
+    monkeypatch.delenv("UV")
+    assert server_command()[0] != str(tmp_path / "bin" / "uvx"), "without uv running us, no uvx entry"

@@ -8,19 +8,26 @@ checkout stays out): no download, and no way for the repository to leak onto the
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import sysconfig
+import time
 import venv
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
 from context_server.adapters.embedder import Embedder
 from tests.conftest import call
@@ -159,3 +166,201 @@ async def test_the_bundle_starts_as_its_manifest_says_and_generates_an_image(
         made = await call(client, "generate_image", prompt="a lighthouse at dusk", width=64, height=64)
     assert made["status"] == "completed" and made["provider"] == "placeholder", made
     assert list((tmp_path / "data" / "images").rglob("*.png"))
+
+
+# --- uvx and pipx themselves, from the built wheel ---------------------------------------------------------
+#
+# These install every dependency from the package registry as a user's uvx or pipx would (a minute to several
+# minutes each on a cold cache), so they run where CONTEXT_SERVER_TEST_INSTALLERS=1: .ci/run sets it. The one
+# departure from a user's machine: PyPI's default `torch` on Linux is a CUDA build of several GB, so both get
+# the CPU build this run already uses, the way pip gets it here (its find-links folder, and a constraint).
+
+needs_installers = pytest.mark.skipif(
+    os.environ.get("CONTEXT_SERVER_TEST_INSTALLERS") != "1",
+    reason="uvx/pipx install every dependency from the registry (minutes): CONTEXT_SERVER_TEST_INSTALLERS=1 "
+           "runs them (.ci/run does)")
+
+
+def _pip_find_links() -> list[Path]:
+    """The folders pip is configured to find wheels in (PIP_FIND_LINKS, pip.conf's find-links)."""
+    values = os.environ.get("PIP_FIND_LINKS", "").split()
+    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
+                            timeout=60).stdout
+    for line in listed.splitlines():
+        key, _, value = line.partition("=")
+        if key.endswith(".find-links"):
+            values += value.strip("'\"").split()
+    folders = [Path(v.removeprefix("file://")) for v in values]
+    return list(dict.fromkeys(f for f in folders if f.is_dir()))
+
+
+@pytest.fixture(scope="module")
+def cpu_torch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    """A constraints file pinning this run's torch, and the find-links folders holding its wheel."""
+    version = importlib.metadata.version("torch")
+    folders = [f for f in _pip_find_links() if list(f.glob(f"torch-{version}-*.whl"))]
+    if "+" in version and not folders:  # a local build (+cpu): only a wheel on this disk has it
+        pytest.skip(f"no wheel of torch {version} in pip's find-links folders: uv and pipx would download "
+                    "PyPI's CUDA build (several GB)")
+    constraints = tmp_path_factory.mktemp("constraints") / "constraints.txt"
+    constraints.write_text(f"torch=={version}\n")
+    return constraints, folders
+
+
+def _uv_env(cpu_torch: tuple[Path, list[Path]], **extra: str) -> dict[str, str]:
+    """uv's own settings for the CPU torch (as pip.conf does for pip), in every uvx this test starts, and in
+    the ones a client starts from an entry: the command line is the user's, unchanged."""
+    constraints, folders = cpu_torch
+    return _clean_env(UV_CONSTRAINT=str(constraints), UV_FIND_LINKS=" ".join(map(str, folders)),
+                      UV_NO_CONFIG="1", **extra)
+
+
+def _tool(name: str) -> str:
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is not installed (pip install -e '.[dev]')")
+    return found
+
+
+async def _generate_from_entry(entry: dict[str, Any], env: dict[str, str], cwd: Path) -> dict[str, Any]:
+    """Start the server exactly as a client's config entry says, over stdio, and draw one image."""
+    params = StdioServerParameters(command=entry["command"], args=entry["args"], env={**env, **entry["env"]},
+                                   cwd=str(cwd))
+    async with Client(params) as client:
+        return await call(client, "generate_image", prompt="a red kite over the dunes", width=64, height=64)
+
+
+@pytest.mark.installers
+@needs_installers
+@pytest.mark.anyio
+async def test_uvx_runs_demo_doctor_and_the_claude_desktop_entry_from_the_wheel(
+    wheel: Path, cpu_torch: tuple[Path, list[Path]], embedder: Embedder, tmp_path: Path,
+) -> None:
+    uvx = _tool("uvx")
+    env = _uv_env(cpu_torch, CONTEXT_SERVER_HOME=str(tmp_path / "data"))
+    demo = subprocess.run([uvx, "--from", str(wheel), "context-server", "demo"], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=1800)
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    assert "by meaning, not by id" in demo.stdout, demo.stdout[-2000:]
+    assert list((tmp_path / "data" / "images").rglob("*.png"))
+    where = subprocess.run([uvx, "--from", str(wheel), "python", "-c",
+                            "import context_server, torch; print(context_server.__file__); print(torch.__version__)"],
+                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600, check=True)
+    module, torch_version = where.stdout.split()
+    assert not Path(module).is_relative_to(ROOT), "uvx must run the wheel, not this checkout"
+    assert torch_version == importlib.metadata.version("torch")
+    doctor = subprocess.run([uvx, "--from", str(wheel), "context-server", "doctor", "--offline"],
+                            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr[-3000:]
+
+    # README's second line: the entry must survive `uv cache clean`, so it names uvx and the wheel, not
+    # the throw-away environment uvx ran in.
+    desktop = tmp_path / "Claude" / "claude_desktop_config.json"
+    done = subprocess.run([uvx, "--from", str(wheel), "context-server", "config", "claude-desktop", "--install",
+                           "--file", str(desktop)], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    entry = json.loads(desktop.read_text())["mcpServers"]["context-server"]
+    assert Path(entry["command"]).name == "uvx" and Path(entry["command"]).is_absolute(), entry
+    assert entry["args"] == ["--from", str(wheel), "context-server"]
+    assert entry["env"] == {"CONTEXT_SERVER_HOME": str(tmp_path / "data")}
+    made = await _generate_from_entry(entry, _uv_env(cpu_torch), tmp_path)
+    assert made["status"] == "completed" and made["provider"] == "placeholder", made
+
+
+@pytest.fixture(scope="module")
+def pipx_bin(wheel: Path, cpu_torch: tuple[Path, list[Path]],
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """`pipx install <wheel>` with pip (pipx's classic backend; uvx covers uv's resolver) into a temporary
+    PIPX_HOME and PIPX_BIN_DIR; the folder holding the `context-server` it exposes. Removed afterwards
+    (about 2 GB, PyTorch included), not left for pytest's last-three-runs clean-up."""
+    root = tmp_path_factory.mktemp("pipx")
+    constraints, folders = cpu_torch
+    pip_args = " ".join([f"--constraint={constraints}", *(f"--find-links={f}" for f in folders)])
+    env = _clean_env(PIPX_HOME=str(root / "home"), PIPX_BIN_DIR=str(root / "bin"), PIPX_MAN_DIR=str(root / "man"))
+    done = subprocess.run([_tool("pipx"), "install", "--backend", "pip", "--pip-args", pip_args, str(wheel)],
+                          capture_output=True, text=True, cwd=root, env=env, timeout=2400)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    yield root / "bin"
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.installers
+@needs_installers
+def test_pipx_installs_the_wheel_and_its_command_runs_demo_and_doctor(
+    pipx_bin: Path, embedder: Embedder, tmp_path: Path,
+) -> None:
+    command = pipx_bin / ("context-server.exe" if os.name == "nt" else "context-server")
+    env = _clean_env(CONTEXT_SERVER_HOME=str(tmp_path / "data"))
+    demo = subprocess.run([str(command), "demo"], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=600)
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    assert "by meaning, not by id" in demo.stdout, demo.stdout[-2000:]
+    doctor = subprocess.run([str(command), "doctor", "--offline"], capture_output=True, text=True, cwd=tmp_path,
+                            env=env, timeout=600)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr[-3000:]
+
+
+@pytest.mark.installers
+@needs_installers
+@pytest.mark.anyio
+@pytest.mark.parametrize("client", ["claude-desktop", "claude-code"])
+async def test_the_pipx_command_installs_a_client_entry_that_starts_the_server(
+    client: str, pipx_bin: Path, embedder: Embedder, tmp_path: Path,
+) -> None:
+    command = pipx_bin / ("context-server.exe" if os.name == "nt" else "context-server")
+    env = _clean_env(CONTEXT_SERVER_HOME=str(tmp_path / "data"))
+    project = tmp_path / "project"
+    project.mkdir()
+    target = project / (".mcp.json" if client == "claude-code" else "claude_desktop_config.json")
+    done = subprocess.run([str(command), "config", client, "--install", "--file", str(target)],
+                          capture_output=True, text=True, cwd=project, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    entry = json.loads(target.read_text())["mcpServers"]["context-server"]
+    # The installed script pipx exposes resolves into pipx's own venv: that is what the entry names.
+    assert Path(entry["command"]).resolve().is_relative_to(pipx_bin.parent / "home"), entry
+    made = await _generate_from_entry(entry, _clean_env(), project)
+    assert made["status"] == "completed", made
+    assert list((tmp_path / "data" / "images").rglob("*.png"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.installers
+@needs_installers
+@pytest.mark.anyio
+async def test_a_team_server_from_the_pipx_install_serves_a_user_with_a_token(
+    pipx_bin: Path, embedder: Embedder, tmp_path: Path,
+) -> None:
+    """docs/install.md's team server, from scratch: pipx install, `users add`, `serve --transport http`."""
+    command = pipx_bin / ("context-server.exe" if os.name == "nt" else "context-server")
+    env = _clean_env(CONTEXT_SERVER_HOME=str(tmp_path / "data"))
+    added = subprocess.run([str(command), "users", "add", "alice"], capture_output=True, text=True, cwd=tmp_path,
+                           env=env, timeout=300, check=True)
+    token = added.stdout.strip().splitlines()[-1]
+    port = _free_port()
+    server = subprocess.Popen([str(command), "serve", "--transport", "http", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(60.0))
+        async with Client(streamable_http_client(url, http_client=http)) as client:
+            made = await call(client, "generate_image", prompt="a paper boat on a pond", width=64, height=64)
+        assert made["status"] == "completed", made
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=60)
+    assert token not in err

@@ -31,7 +31,6 @@ ACROSS_USERS = {
     **{(f"domain/search/{module}.py", start): "the index outbox is one queue for the process: each row carries its "
        "own user_id and is applied to that user's collection; nothing here answers a user"
        for module, start in (("report", "SELECT count(*) AS n FROM outbox"),
-                             ("routing", "SELECT 1 AS x FROM outbox LIMIT 1"),
                              ("outbox", "SELECT * FROM outbox ORDER BY id LIMIT ?"),
                              ("outbox", "SELECT max(id) AS top FROM outbox"),
                              ("lifecycle", "SELECT max(id) AS top FROM outbox"),

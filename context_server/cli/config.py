@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,11 +28,48 @@ SERVER_NAME = "context-server"
 
 def server_command() -> list[str]:
     """This installation's server command: the installed script next to the interpreter running us, else
-    that interpreter with `-m context_server.cli` (a source checkout run without installing)."""
+    that interpreter with `-m context_server.cli` (a source checkout run without installing). Under `uvx`
+    the environment is a throw-away one in uv's cache, which `uv cache clean` deletes: there the command is
+    `uvx` itself, run again from the same source (see `_uvx_command`)."""
+    uvx = _uvx_command()
+    if uvx is not None:
+        return uvx
     script = Path(sys.executable).parent / ("context-server.exe" if os.name == "nt" else "context-server")
     if script.is_file():
         return [str(script.absolute())]
     return [str(Path(sys.executable).absolute()), "-m", "context_server.cli"]
+
+
+def _uvx_command() -> list[str] | None:
+    """`[uvx, "--from", source, "context-server"]` when this runs in a uvx environment, else None.
+
+    Such an environment lives inside a cache directory (one that holds a CACHEDIR.TAG); uv sets `UV` to its
+    own path for the commands it runs. The source is what uvx installed: the wheel or sdist file it was
+    given (its PEP 610 direct_url.json), else this release from the index."""
+    uv = os.environ.get("UV")
+    prefix = Path(sys.prefix).resolve()
+    if not uv or not any((folder / "CACHEDIR.TAG").is_file() for folder in prefix.parents):
+        return None
+    name = "uvx.exe" if os.name == "nt" else "uvx"
+    beside = Path(uv).with_name(name)
+    uvx = str(beside.absolute()) if beside.is_file() else shutil.which(name) or name
+    return [uvx, "--from", _installed_from(), SERVER_NAME]
+
+
+def _installed_from() -> str:
+    from importlib.metadata import PackageNotFoundError, distribution
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    try:
+        dist = distribution(SERVER_NAME)
+    except PackageNotFoundError:
+        return SERVER_NAME
+    direct = json.loads(dist.read_text("direct_url.json") or "{}")
+    url = urlparse(direct.get("url", ""))
+    if url.scheme == "file" and "archive_info" in direct:
+        return url2pathname(url.path)
+    return f"{SERVER_NAME}=={dist.version}"
 
 
 def server_env(settings: Settings) -> dict[str, str]:

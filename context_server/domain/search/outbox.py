@@ -89,6 +89,15 @@ class Outbox(IndexState):
                         self.stored.save(db, collection, items)
                 applied += len(rows)
 
+    def _drain_for(self, user_id: str, collection: str) -> None:
+        """Drain first when this user's collection has changes waiting, so a search sees the user's own latest
+        writes. Other users' waiting changes are not this search's to wait for: every search used to drain
+        whenever anyone's were queued, and so queued behind each save's drain (issue 15). Theirs are drained
+        by their own write, their next search, or `maintain()`."""
+        if self.store.one("SELECT 1 AS x FROM outbox WHERE user_id = ? AND collection = ? LIMIT 1",
+                          (user_id, collection)):
+            self.drain()
+
     def _apply(self, index: VectorIndex, rows: list[dict[str, Any]]) -> dict[str, list[tuple[str, str, Any]]]:
         """Bring the outboxed items to their current state in Chroma; returns what was embedded, by collection,
         as `(item_id, text, vector)` for `StoredVectors.save`."""
@@ -152,7 +161,7 @@ class Outbox(IndexState):
         when this process searches without vectors. Items missing here must be embedded by the caller."""
         if not self.uses_vectors:
             return {}
-        self.drain()
+        self._drain_for(user_id, collection)
         index = self._index
         if index is None or not self.uses_vectors:
             return {}

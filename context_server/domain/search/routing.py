@@ -52,8 +52,7 @@ class SearchRouting(IndexLifecycle):
             # a process without the lock returns at once (and ranks with the stored vectors).
             self._first_take()
         if self.uses_vectors:
-            if self.store.one("SELECT 1 AS x FROM outbox LIMIT 1"):
-                self.drain()
+            self._drain_for(user_id, collection)
             index = self._index
             if index is not None and self.uses_vectors:
                 try:
