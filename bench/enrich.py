@@ -199,7 +199,7 @@ async def measure(home: Path, subjects: dict[str, list[str]], calls: int,
         began = time.perf_counter()
         filled = fill_subjects(app.store) + fill_style_keys(app.store)
         print(f"  warm-up filled {filled} rows in {time.perf_counter() - began:.1f}s", file=sys.stderr)
-        enricher = app.generation.enricher
+        enricher = app.generations.enricher
         sessions = {user: app.sessions.touch(user, "bench") for user in USERS}
 
         def request(rng: random.Random, *, styles: bool, reference: bool, provider: str) -> Awaitable[Any]:

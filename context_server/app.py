@@ -31,11 +31,11 @@ from context_server.domain.audit import Audit
 from context_server.domain.generation.enrichment import Enricher
 from context_server.domain.generation.jobs import JobRunner, Jobs
 from context_server.domain.generation.limits import RateLimiter
-from context_server.domain.generation.service import GenerationService
+from context_server.domain.generation.service import Generations
 from context_server.domain.generation.usage import UsageLedger
 from context_server.domain.images import Images
 from context_server.domain.memory.references import References, fill_subjects
-from context_server.domain.memory.service import MemoryService
+from context_server.domain.memory.service import Memories
 from context_server.domain.memory.styles import StyleSelector, fill_style_keys
 from context_server.domain.profile import Profiles
 from context_server.domain.search.indexing import Indexer
@@ -75,14 +75,14 @@ class App:
     providers: ProviderRegistry
     embedder: Embedder
     indexer: Indexer
-    memory: MemoryService
+    memories: Memories
     jobs: Jobs
     runner: JobRunner
     sessions: Sessions
     profiles: Profiles
     images: Images
     templates: TemplateLibrary
-    generation: GenerationService
+    generations: Generations
     usage: UsageLedger
     users: Users
     audit: Audit
@@ -94,7 +94,7 @@ class App:
     def create(cls, settings: Settings, *, http_client: httpx.AsyncClient | None = None,
                providers: Sequence[Provider] | None = None, embedder: Embedder | None = None) -> App:
         settings.home.mkdir(parents=True, exist_ok=True)
-        store = Store(settings.db_path)
+        store = Store(settings.db_path, settings.read_connections)
         store.migrate()
         files = ImageFiles(settings.images_path)
         http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0))
@@ -105,9 +105,9 @@ class App:
                                     default=settings.default_provider)
         embedder = embedder or Embedder(settings.embed_threads, cache_dir=settings.models_path)
         indexer = build_indexer(settings, store, embedder)
-        memory = MemoryService(store, indexer)
+        memories = Memories(store, indexer)
         jobs = Jobs(store)
-        sessions = Sessions(store, settings.session_idle_seconds, on_expire=memory.purge_session)
+        sessions = Sessions(store, settings.session_idle_seconds, on_expire=memories.purge_session)
         profiles = Profiles(store, registry.names)
         images = Images(store, files, indexer)
         templates = TemplateLibrary(store)
@@ -119,14 +119,14 @@ class App:
             return await fetch_remote_image(url, fetch_clients[0])
 
         enricher = Enricher(profiles, templates, references, images, registry, fetch, StyleSelector(store))
-        generation = GenerationService(
+        generations = Generations(
             store, files, registry, enricher, jobs, JobRunner(), sessions,
-            RateLimiter(settings.rate_limit_per_minute), settings.wait_seconds, images=images, memories=memory,
+            RateLimiter(settings.rate_limit_per_minute), settings.wait_seconds, images=images, memories=memories,
         )
         return cls(settings=settings, store=store, files=files, http=http, fetch_clients=fetch_clients,
-                   providers=registry, embedder=embedder, indexer=indexer, memory=memory, jobs=jobs,
-                   runner=generation.runner, sessions=sessions, profiles=profiles, images=images,
-                   templates=templates, generation=generation, usage=UsageLedger(store, profiles), users=Users(store),
+                   providers=registry, embedder=embedder, indexer=indexer, memories=memories, jobs=jobs,
+                   runner=generations.runner, sessions=sessions, profiles=profiles, images=images,
+                   templates=templates, generations=generations, usage=UsageLedger(store, profiles), users=Users(store),
                    audit=Audit(store))
 
     @property
@@ -149,7 +149,7 @@ class App:
             log.exception("could not end the sessions a stopped server left behind")
         self._first_request = asyncio.Event()
         for job in self.jobs.interrupted():
-            if not self.generation.resume(job):
+            if not self.generations.resume(job):
                 self.jobs.fail(job["user_id"], job["id"],
                                "interrupted by a server restart before it finished; nothing was stored, "
                                "generate again")

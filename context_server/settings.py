@@ -25,6 +25,15 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from context_server.adapters.providers.env import (
+    OPENAI,
+    PROVIDER_ENVS,
+    REPLICATE,
+    SD_WEBUI,
+    STABILITY,
+    ProviderEnv,
+)
+
 __all__ = ["ENV_VARS", "PROVIDER_ENV_VARS", "PROVIDER_NAMES", "Settings"]
 
 #: The providers this server can be built with (`adapters/providers/`), for settings that name one.
@@ -37,6 +46,11 @@ def _default_home() -> Path:
 
 def _default_threads() -> int:
     return min(os.cpu_count() or 1, 2)
+
+
+def _key(env: ProviderEnv) -> str:
+    assert env.key is not None, env.provider
+    return env.key
 
 
 def _setting(alias: str, description: str, default: Any = None, **kwargs: Any) -> Any:
@@ -63,6 +77,10 @@ class Settings(BaseSettings):
     max_frame_bytes: int = _setting("CONTEXT_SERVER_MAX_FRAME_BYTES", "Largest stdio line (one JSON-RPC frame) "
                                     "accepted, in bytes (default 4194304, 4 MiB); a longer line is refused with a "
                                     "JSON-RPC error and never held whole.", 4 * 1024 * 1024)
+    #: Read-only SQLite connections beside the one writer (see adapters/store.py).
+    read_connections: int = _setting("CONTEXT_SERVER_READ_CONNECTIONS", "Read-only SQLite connections the server "
+                                     "opens beside its one writer, so reads never wait for a write or for each "
+                                     "other (default 4, 0 to 64; 0 reads through the writer connection).", 4)
     #: Provider for calls that name none and whose profile sets none (the bundle's "default provider").
     default_provider: str = _setting("CONTEXT_SERVER_DEFAULT_PROVIDER", "Provider for calls that name none and "
                                      "whose profile sets none: placeholder (default), openai, stability, sd_webui "
@@ -84,17 +102,17 @@ class Settings(BaseSettings):
     #: Where the embedding model's ONNX export is kept; None: `models/` in the platform user-cache dir.
     model_cache: Path | None = _setting("CONTEXT_SERVER_MODEL_CACHE", "Where the embedding model's ONNX export "
                                         "is kept (default: models/ in the user cache dir).")
-    openai_api_key: str | None = _setting("OPENAI_API_KEY", "Key for the openai provider.")
-    openai_base_url: str | None = _setting("OPENAI_BASE_URL", "Base URL for the OpenAI API (default "
-                                           "https://api.openai.com/v1).")
-    stability_api_key: str | None = _setting("STABILITY_API_KEY", "Key for the stability provider.")
-    stability_base_url: str | None = _setting("STABILITY_BASE_URL", "Base URL for the Stability API (default "
-                                              "https://api.stability.ai).")
-    sd_webui_url: str | None = _setting("SD_WEBUI_URL", "Base URL of an AUTOMATIC1111/Forge web UI (enables the "
-                                        "sd_webui provider).")
-    replicate_api_token: str | None = _setting("REPLICATE_API_TOKEN", "Token for the replicate provider.")
-    replicate_base_url: str | None = _setting("REPLICATE_BASE_URL", "Base URL for the Replicate API (default "
-                                              "https://api.replicate.com/v1).")
+    # The provider variables' names and default base URLs are the adapters' (`adapters/providers/env.py`).
+    openai_api_key: str | None = _setting(_key(OPENAI), f"Key for the {OPENAI.provider} provider.")
+    openai_base_url: str | None = _setting(OPENAI.base, f"Base URL for the OpenAI API (default {OPENAI.default_base}).")
+    stability_api_key: str | None = _setting(_key(STABILITY), f"Key for the {STABILITY.provider} provider.")
+    stability_base_url: str | None = _setting(STABILITY.base, "Base URL for the Stability API (default "
+                                              f"{STABILITY.default_base}).")
+    sd_webui_url: str | None = _setting(SD_WEBUI.base, "Base URL of an AUTOMATIC1111/Forge web UI (enables the "
+                                        f"{SD_WEBUI.provider} provider).")
+    replicate_api_token: str | None = _setting(_key(REPLICATE), f"Token for the {REPLICATE.provider} provider.")
+    replicate_base_url: str | None = _setting(REPLICATE.base, "Base URL for the Replicate API (default "
+                                              f"{REPLICATE.default_base}).")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -150,6 +168,13 @@ class Settings(BaseSettings):
     def _frame_floor(cls, value: int) -> int:
         if value < 1024:
             raise ValueError("must be at least 1024 (bytes)")
+        return value
+
+    @field_validator("read_connections")
+    @classmethod
+    def _read_pool(cls, value: int) -> int:
+        if not 0 <= value <= 64:
+            raise ValueError("must be from 0 to 64 (connections)")
         return value
 
     @field_validator("wait_seconds", "vector_cache_mb")
@@ -225,9 +250,8 @@ def _explain(exc: ValidationError) -> str:
 #: Every setting read from the environment, with what it does (the docs test checks each is documented).
 ENV_VARS: dict[str, str] = {_alias(name): field.description or "" for name, field in Settings.model_fields.items()}
 
-#: The provider settings, field name → environment variable name.
+#: The provider settings, field name → environment variable name (every variable `env.PROVIDER_ENVS` names).
 PROVIDER_ENV_VARS: dict[str, str] = {
-    name: _alias(name)
-    for name in ("openai_api_key", "openai_base_url", "stability_api_key", "stability_base_url", "sd_webui_url",
-                 "replicate_api_token", "replicate_base_url")
+    name: _alias(name) for name in Settings.model_fields
+    if _alias(name) in {var for env in PROVIDER_ENVS for var in (env.key, env.base)}
 }

@@ -37,15 +37,14 @@ DEFAULT_MCPB = "npx -y @anthropic-ai/mcpb@2.1.2"
 COPIED = ("context_server", "migrations", "prompts", "README.md", "CHANGELOG.md", "pyproject.toml")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".DS_Store")
 
-#: Provider keys and URLs the bundle asks for: (env var, title, description, sensitive).
-PROVIDER_SETTINGS = (
-    ("OPENAI_API_KEY", "OpenAI API key", "For the openai provider (gpt-image-1, DALL-E).", True),
-    ("STABILITY_API_KEY", "Stability AI API key", "For the stability provider.", True),
-    ("REPLICATE_API_TOKEN", "Replicate API token", "For the replicate provider (FLUX models).", True),
-    ("SD_WEBUI_URL", "Stable Diffusion web UI address",
-     "For the sd_webui provider: the address of your AUTOMATIC1111/Forge server, e.g. http://127.0.0.1:7860.",
-     False),
-)
+
+
+def provider_settings() -> list[tuple[str, str, str, bool]]:
+    """What the bundle asks for, from the adapters' declarations: (env var, title, description, sensitive).
+    Each provider's key (kept in the OS keychain), or its address when it needs no key."""
+    from context_server.adapters.providers.env import PROVIDER_ENVS
+
+    return [(env.enabled_by, env.title, env.purpose, env.key is not None) for env in PROVIDER_ENVS]
 
 
 def project_version() -> str:
@@ -90,7 +89,8 @@ def _prompts() -> list[dict[str, Any]]:
 
 
 def manifest() -> dict[str, Any]:
-    env = {name: "${user_config." + name.lower() + "}" for name, *_ in PROVIDER_SETTINGS}
+    asked = provider_settings()
+    env = {name: "${user_config." + name.lower() + "}" for name, *_ in asked}
     env.update({
         "CONTEXT_SERVER_HOME": "${user_config.data_directory}",
         "CONTEXT_SERVER_DEFAULT_PROVIDER": "${user_config.default_provider}",
@@ -108,7 +108,7 @@ def manifest() -> dict[str, Any]:
             "default": "placeholder", "required": False,
         },
     }
-    for name, title, description, sensitive in PROVIDER_SETTINGS:
+    for name, title, description, sensitive in asked:
         user_config[name.lower()] = {"type": "string", "title": title, "description": description,
                                      "sensitive": sensitive, "required": False}
     return {

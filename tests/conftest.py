@@ -26,7 +26,7 @@ from context_server.adapters.index import VectorIndex
 from context_server.adapters.onnx_encoder import onnx_path_for
 from context_server.adapters.store import Store
 from context_server.app import App, build_indexer
-from context_server.domain.memory.service import MemoryService
+from context_server.domain.memory.service import Memories
 from context_server.domain.search.indexing import Indexer
 from context_server.server import build_server
 from context_server.settings import Settings
@@ -229,8 +229,8 @@ def indexer(make_indexer: Callable[..., Indexer]) -> Indexer:
 
 
 @pytest.fixture
-def memories(store: Store, indexer: Indexer) -> MemoryService:
-    return MemoryService(store, indexer)
+def memories(store: Store, indexer: Indexer) -> Memories:
+    return Memories(store, indexer)
 
 
 # --- end memory / indexing ------------------------------------------------------------------------------

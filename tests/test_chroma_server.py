@@ -20,7 +20,7 @@ from mcp import Client
 from context_server.adapters.embedder import Embedder
 from context_server.adapters.store import Store
 from context_server.app import App
-from context_server.domain.memory.service import MemoryService
+from context_server.domain.memory.service import Memories
 from context_server.domain.search.indexing import Indexer
 from context_server.server import build_server
 from context_server.settings import Settings
@@ -102,10 +102,10 @@ def settings(tmp_path: Path, chroma: ChromaServer) -> Settings:
 
 
 @pytest.fixture
-def team(store: Store, make_indexer: Callable[..., Indexer]) -> Callable[[], tuple[Indexer, MemoryService]]:
-    def process() -> tuple[Indexer, MemoryService]:
+def team(store: Store, make_indexer: Callable[..., Indexer]) -> Callable[[], tuple[Indexer, Memories]]:
+    def process() -> tuple[Indexer, Memories]:
         indexer = make_indexer()
-        return indexer, MemoryService(store, indexer)
+        return indexer, Memories(store, indexer)
 
     return process
 

@@ -139,7 +139,7 @@ async def test_pin_edit_and_forget_go_through_the_domain_and_the_audit(
                                     data={"pinned": "1", "next": f"/gallery/images/{ids['image_id']}"})
         assert pinned.status_code == 303
         assert pinned.headers["location"] == f"/gallery/images/{ids['image_id']}?msg=pinned"
-        assert app.memory.get("alice", memory_id).pinned
+        assert app.memories.get("alice", memory_id).pinned
         too_long = await browser.post(f"/gallery/memories/{memory_id}/edit",
                                       data={"content": "x" * 2001, "kind": "style", "tags": ""})
         assert too_long.status_code == 400 and 'role="alert"' in too_long.text
@@ -147,7 +147,7 @@ async def test_pin_edit_and_forget_go_through_the_domain_and_the_audit(
         edited = await browser.post(f"/gallery/memories/{memory_id}/edit",
                                     data={"content": "skies in stormy indigo", "kind": "style", "tags": "sky, mood"})
         assert edited.status_code == 303
-        memory = app.memory.get("alice", memory_id)
+        memory = app.memories.get("alice", memory_id)
         assert memory.content == "skies in stormy indigo" and memory.tags == ["sky", "mood"]
         found = await browser.get("/gallery/memories?q=indigo+sky")  # the index saw the edit (outbox drained)
         assert memory_id in found.text

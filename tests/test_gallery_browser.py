@@ -284,5 +284,5 @@ def test_the_mcp_app_pins_an_applied_style(page: Any, site: dict[str, Any]) -> N
     call = page.evaluate("() => window.calls[0]")
     assert call["params"] == {"name": "update_memory", "arguments": {"memory_id": styles[0]["memory_id"], "pinned": True}}
     view.get_by_text("Pinned: it now applies").wait_for()
-    assert site["app"].memory.get("alice", styles[0]["memory_id"]).pinned
+    assert site["app"].memories.get("alice", styles[0]["memory_id"]).pinned
     server.call(alice, "update_memory", memory_id=styles[0]["memory_id"], pinned=False)

@@ -1,8 +1,10 @@
-"""Cheap guards: layers import one way, every tool is fully described (settings and verbs: test_docs.py)."""
+"""Cheap guards: layers import one way, each repeated fact has one home, every tool is fully described
+(settings and verbs: test_docs.py)."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,27 @@ async def test_annotations_tell_the_truth(client: Client) -> None:
     for name in ("delete_image", "delete_template"):
         assert tools[name].destructive_hint is True, name  # type: ignore[union-attr]
     assert tools["generate_image"].read_only_hint is False  # type: ignore[union-attr]
+
+
+def _sources() -> list[Path]:
+    return sorted([*PACKAGE.rglob("*.py"), *(ROOT / "packaging").glob("*.py")])
+
+
+def test_provider_variable_names_are_spelled_only_in_the_adapters_declarations() -> None:
+    from context_server.adapters.providers.env import PROVIDER_ENVS
+
+    home = PACKAGE / "adapters" / "providers" / "env.py"
+    names = {name for env in PROVIDER_ENVS for name in (env.key, env.base) if name}
+    bases = {env.default_base for env in PROVIDER_ENVS if env.default_base}
+    offenders = [
+        f"{path.relative_to(ROOT)} spells {word}"
+        for path in _sources() if path != home
+        for word in sorted(names | bases) if word in path.read_text(encoding="utf-8")
+    ]
+    assert offenders == []
+
+
+def test_the_image_view_uri_is_built_only_by_image_uri() -> None:
+    offenders = [str(path.relative_to(ROOT)) for path in _sources()
+                 if path != PACKAGE / "models.py" and re.search(r"image://\{[^}]*\}/view[\"']", path.read_text(encoding="utf-8"))]
+    assert offenders == []

@@ -25,7 +25,7 @@ MakeIndexer = Callable[..., Indexer]
 def add_memory(
     store: Store, indexer: Indexer, user_id: str, content: str, *, scope: str = "long_term", kind: str = "style"
 ) -> str:
-    """A memory row and its outbox entry in one transaction, as MemoryService writes them (no drain)."""
+    """A memory row and its outbox entry in one transaction, as Memories writes them (no drain)."""
     memory_id = secrets.token_hex(8)
     now = now_iso()
     with store.write() as db:

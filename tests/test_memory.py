@@ -1,4 +1,4 @@
-"""MemoryService: save/list/search/update/delete, isolation between users, sanitising, merging, sessions."""
+"""Memories: save/list/search/update/delete, isolation between users, sanitising, merging, sessions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from context_server.adapters.embedder import Embedder, cosine
 from context_server.adapters.store import Store
-from context_server.domain.memory.service import MERGE_SIMILARITY, MemoryService
+from context_server.domain.memory.service import MERGE_SIMILARITY, Memories
 from context_server.domain.search.indexing import Indexer
 from context_server.errors import InvalidInput, NotFound
 
@@ -22,7 +22,7 @@ def count(store: Store, user_id: str = "ann") -> int:
     return int(row["n"]) if row else 0
 
 
-def test_save_get_update_delete_round_trip(memories: MemoryService) -> None:
+def test_save_get_update_delete_round_trip(memories: Memories) -> None:
     saved = memories.save("ann", "Prefers cinematic lighting", kind="style", tags=["light"], pinned=True)
     assert (saved.kind, saved.scope, saved.merged_into) == ("style", "long_term", None)
     got = memories.get("ann", saved.memory_id)
@@ -45,7 +45,7 @@ def test_save_get_update_delete_round_trip(memories: MemoryService) -> None:
     assert memories.search("ann", "moody light") == []
 
 
-def test_an_update_with_nothing_to_change_is_refused(memories: MemoryService) -> None:
+def test_an_update_with_nothing_to_change_is_refused(memories: Memories) -> None:
     saved = memories.save("ann", "x marks the spot")
     with pytest.raises(InvalidInput, match="nothing to update"):
         memories.update("ann", saved.memory_id)
@@ -66,7 +66,7 @@ def test_an_update_with_nothing_to_change_is_refused(memories: MemoryService) ->
     ],
 )
 def test_bad_input_is_refused_with_what_is_allowed_and_changes_nothing(
-    memories: MemoryService, store: Store, kwargs: dict[str, object], message: str
+    memories: Memories, store: Store, kwargs: dict[str, object], message: str
 ) -> None:
     args: dict[str, object] = {"content": "a perfectly fine memory", **kwargs}
     with pytest.raises((InvalidInput, NotFound), match=message):
@@ -74,7 +74,7 @@ def test_bad_input_is_refused_with_what_is_allowed_and_changes_nothing(
     assert count(store) == 0 and store.one("SELECT 1 AS x FROM outbox") is None
 
 
-def test_hidden_and_reordering_characters_are_stripped_on_save(memories: MemoryService) -> None:
+def test_hidden_and_reordering_characters_are_stripped_on_save(memories: Memories) -> None:
     sneaky = "Use\u202e red\u2066 tones\u200b\x00\x07\n\tplease \U000e0049\U000e0067nore"
     saved = memories.save("ann", sneaky, tags=["a\u200bb", "  c\u202d  "])
     memory = memories.get("ann", saved.memory_id)
@@ -82,7 +82,7 @@ def test_hidden_and_reordering_characters_are_stripped_on_save(memories: MemoryS
     assert memory.tags == ["ab", "c"]
 
 
-def test_lists_are_newest_first_and_paged_with_opaque_cursors(memories: MemoryService) -> None:
+def test_lists_are_newest_first_and_paged_with_opaque_cursors(memories: Memories) -> None:
     saved = [
         memories.save("ann", f"fact number {i}: {'abcdefghij'[i] * 3}", kind="fact").memory_id
         for i in range(7)
@@ -102,7 +102,7 @@ def test_lists_are_newest_first_and_paged_with_opaque_cursors(memories: MemorySe
         memories.list("ann", limit=0)
 
 
-def test_another_users_memory_behaves_exactly_like_a_missing_one(memories: MemoryService) -> None:
+def test_another_users_memory_behaves_exactly_like_a_missing_one(memories: Memories) -> None:
     theirs = memories.save("bob", "Bob likes brutalist architecture").memory_id
     memories.save("ann", "Ann likes gothic cathedrals")
     assert [m.content for m in memories.list("ann")[0]] == ["Ann likes gothic cathedrals"]
@@ -123,7 +123,7 @@ def test_another_users_memory_behaves_exactly_like_a_missing_one(memories: Memor
     assert memories.mark_used("ann", [theirs]) == 0
 
 
-def test_identical_text_after_normalising_is_merged(memories: MemoryService, store: Store) -> None:
+def test_identical_text_after_normalising_is_merged(memories: Memories, store: Store) -> None:
     first = memories.save("ann", "Use warm colours.", kind="style", tags=["colour"])
     again = memories.save(
         "ann", "  use WARM   colours ", kind="style", tags=["palette", "colour"], pinned=True
@@ -136,7 +136,7 @@ def test_identical_text_after_normalising_is_merged(memories: MemoryService, sto
     assert other_kind.merged_into is None and count(store) == 2
 
 
-def test_merge_boundary_is_cosine_0_92(memories: MemoryService, embedder: Embedder, store: Store) -> None:
+def test_merge_boundary_is_cosine_0_92(memories: Memories, embedder: Embedder, store: Store) -> None:
     above = cosine(*embedder.embed(list(ABOVE)))
     below = cosine(*embedder.embed(list(BELOW)))
     assert MERGE_SIMILARITY == 0.92
@@ -155,12 +155,12 @@ def test_merging_also_works_in_a_process_without_the_index(
 ) -> None:
     second = make_indexer()
     assert not second.take_index()
-    lockless = MemoryService(store, second)
+    lockless = Memories(store, second)
     kept = lockless.save("ann", ABOVE[0], kind="preference")
     assert lockless.save("ann", ABOVE[1], kind="preference").merged_into == kept.memory_id
 
 
-def test_replaces_deletes_the_old_memory_and_its_index_entry(memories: MemoryService) -> None:
+def test_replaces_deletes_the_old_memory_and_its_index_entry(memories: Memories) -> None:
     old = memories.save("ann", "Always use a 4:3 aspect ratio", kind="preference")
     new = memories.save("ann", "Always use a 16:9 aspect ratio", kind="preference", replaces=old.memory_id)
     assert new.merged_into is None and new.memory_id != old.memory_id
@@ -171,7 +171,7 @@ def test_replaces_deletes_the_old_memory_and_its_index_entry(memories: MemorySer
 
 
 def test_session_memories_stay_in_their_session_and_out_of_the_index(
-    memories: MemoryService, indexer: Indexer
+    memories: Memories, indexer: Indexer
 ) -> None:
     lasting = memories.save("ann", "Likes foggy harbours", kind="style")
     here = memories.save(
@@ -195,7 +195,7 @@ def test_session_memories_stay_in_their_session_and_out_of_the_index(
     assert [m.memory_id for m in memories.list("ann", session_id="s1")[0]] == [lasting.memory_id]
 
 
-def test_search_ranks_by_meaning_filters_by_kind_and_scores_in_zero_to_one(memories: MemoryService) -> None:
+def test_search_ranks_by_meaning_filters_by_kind_and_scores_in_zero_to_one(memories: Memories) -> None:
     dog = memories.save("ann", "My dog is a black labrador called Ink", kind="fact")
     memories.save("ann", "Prefer flat vector illustrations", kind="style")
     memories.save("ann", "Budget is twenty dollars a month", kind="fact")
@@ -208,7 +208,7 @@ def test_search_ranks_by_meaning_filters_by_kind_and_scores_in_zero_to_one(memor
         memories.search("ann", "  \u202e ")
 
 
-def test_mark_used_counts_and_pinned_lists_styles(memories: MemoryService) -> None:
+def test_mark_used_counts_and_pinned_lists_styles(memories: Memories) -> None:
     style = memories.save("ann", "Soft film grain", kind="style", pinned=True)
     memories.save("ann", "Hard shadows", kind="style")
     assert memories.mark_used("ann", [style.memory_id, style.memory_id]) == 1

@@ -6,7 +6,7 @@ import json
 
 from context_server.adapters.store import Store
 from context_server.domain.memory.io import export_jsonl, import_jsonl
-from context_server.domain.memory.service import MemoryService
+from context_server.domain.memory.service import Memories
 from context_server.domain.search.indexing import Indexer
 
 
@@ -14,7 +14,7 @@ def line(content: str, **fields: object) -> str:
     return json.dumps({"content": content, **fields})
 
 
-def test_import_merges_rewordings_keeps_opposites_apart_and_reports_broken_lines(memories: MemoryService) -> None:
+def test_import_merges_rewordings_keeps_opposites_apart_and_reports_broken_lines(memories: Memories) -> None:
     lines = [
         line("I prefer watercolor illustrations", kind="style", tags=["a"]),
         line("Watercolor illustrations are my preference", kind="style", tags=["b"]),
@@ -41,7 +41,7 @@ def test_import_merges_rewordings_keeps_opposites_apart_and_reports_broken_lines
 
 
 def test_importing_the_same_export_again_adds_nothing_and_is_searchable(
-    memories: MemoryService, indexer: Indexer, store: Store
+    memories: Memories, indexer: Indexer, store: Store
 ) -> None:
     memories.save("u1", "muted watercolour with paper texture", kind="style", tags=["paper"], pinned=True)
     memories.save("u1", "my dog is called Biscuit", kind="fact")
@@ -56,7 +56,7 @@ def test_importing_the_same_export_again_adds_nothing_and_is_searchable(
     assert hits[0].content == "my dog is called Biscuit"
 
 
-def test_an_exported_id_is_kept_unless_another_user_owns_it(memories: MemoryService) -> None:
+def test_an_exported_id_is_kept_unless_another_user_owns_it(memories: Memories) -> None:
     own = memories.save("u1", "sunsets over the sea", kind="note").memory_id
     lines = [line("a castle in fog", memory_id="abc123", created_at="2024-01-02T03:04:05.000000Z"),
              line("a harbour at night", memory_id=own)]

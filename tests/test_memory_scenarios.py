@@ -198,14 +198,14 @@ CRASHING_WRITER = textwrap.dedent("""
         for user in ("a", "b"):
             app = App.create(Settings.from_env({"CONTEXT_SERVER_HOME": sys.argv[1], "CONTEXT_SERVER_USER": user}))
             session = app.sessions.touch(user, "stdio")
-            kept = app.memory.save(user, f"{user} wants pastel skies", kind="style")
-            gone = app.memory.save(user, f"{user} wants neon skies", kind="note")
-            app.memory.save(user, f"{user} wants sepia for now", kind="style", scope="session",
+            kept = app.memories.save(user, f"{user} wants pastel skies", kind="style")
+            gone = app.memories.save(user, f"{user} wants neon skies", kind="note")
+            app.memories.save(user, f"{user} wants sepia for now", kind="style", scope="session",
                             session_id=session.id)
-            app.memory.delete(user, gone.memory_id)
-            app.memory.delete(user, sys.argv[2] if user == "a" else sys.argv[3])  # indexed before
+            app.memories.delete(user, gone.memory_id)
+            app.memories.delete(user, sys.argv[2] if user == "a" else sys.argv[3])  # indexed before
             for prompt, incognito in ((f"a harbour for {user}", False), (f"a secret for {user}", True)):
-                await app.generation.generate(user, session, GenerationInput(
+                await app.generations.generate(user, session, GenerationInput(
                     prompt=prompt, width=64, height=64, apply_memory=False, incognito=incognito))
             app.images.delete(user, sys.argv[4] if user == "a" else sys.argv[5])  # indexed before
             assert not app.indexer.holds_index
@@ -283,10 +283,10 @@ async def test_a_start_ends_only_the_sessions_of_servers_that_are_gone(
     settings = make_settings()
     running = App.create(settings, embedder=embedder)  # a server still serving this data directory
     live = running.sessions.touch("local", "stdio")
-    running.memory.save("local", "sepia, for this chat", kind="style", scope="session", session_id=live.id)
+    running.memories.save("local", "sepia, for this chat", kind="style", scope="session", session_id=live.id)
     crashed = App.create(settings, embedder=embedder)  # one that will be killed
     dead = crashed.sessions.touch("local", "stdio")
-    crashed.memory.save("local", "neon, for that chat", kind="style", scope="session", session_id=dead.id)
+    crashed.memories.save("local", "neon, for that chat", kind="style", scope="session", session_id=dead.id)
     with crashed.store.write() as db:
         db.execute("update sessions set owner = ? where id = ?", [f"{socket.gethostname()}:999999:dead", dead.id])
     crashed.store.close()

@@ -11,7 +11,7 @@ import pytest
 
 from context_server.adapters.store import Store
 from context_server.domain.memory.references import References, describe_image, fill_subjects
-from context_server.domain.memory.service import MemoryService
+from context_server.domain.memory.service import Memories
 from context_server.domain.memory.styles import StyleSelector, fill_style_keys
 from context_server.domain.sessions import Session
 from context_server.errors import NotFound
@@ -115,7 +115,7 @@ def style_ids(selector: StyleSelector, user: str, prompt: str, strength: str = "
     return [s.memory_id for s in selector.styles_for(user, "s-" + user, prompt, strength).styles]
 
 
-def test_style_keys_follow_saves_updates_and_deletes(memories: MemoryService, store: Store) -> None:
+def test_style_keys_follow_saves_updates_and_deletes(memories: Memories, store: Store) -> None:
     selector = StyleSelector(store)
     logo = memories.save("ann", "For logos I want flat vector art with two colours", "style").memory_id
     steam = memories.save("ann", "Zeppelins should look steampunk and brass", "style").memory_id
@@ -135,7 +135,7 @@ def test_style_keys_follow_saves_updates_and_deletes(memories: MemoryService, st
     assert style_ids(selector, "bob", "a zeppelin over London") == []  # another user's styles never apply
 
 
-def test_styles_stored_before_their_keys_apply_the_same_and_are_filled_in(memories: MemoryService,
+def test_styles_stored_before_their_keys_apply_the_same_and_are_filled_in(memories: Memories,
                                                                          store: Store) -> None:
     """Old rows (no scope, no keys: what a database from before issue 13 holds) are read one by one with
     the same answers, the strength's cap counts them with the keyed ones, and the warm-up fills them in."""

@@ -28,11 +28,14 @@ ACROSS_USERS = {
         "start-up recovery finds every interrupted job; each is then failed or resumed with its own user_id",
     ("domain/audit.py", "select * from audit order by id desc"):
         "the operator's view of the audit trail (Python API only, never a tool or resource)",
-    **{("domain/search/indexing.py", start): "the index outbox is one queue for the process: each row carries its own "
-       "user_id and is applied to that user's collection; nothing here answers a user"
-       for start in ("SELECT count(*) AS n FROM outbox", "SELECT 1 AS x FROM outbox LIMIT 1",
-                     "SELECT * FROM outbox ORDER BY id LIMIT ?", "SELECT max(id) AS top FROM outbox",
-                     "DELETE FROM outbox WHERE id IN", "DELETE FROM outbox WHERE id <= ?")},
+    **{(f"domain/search/{module}.py", start): "the index outbox is one queue for the process: each row carries its "
+       "own user_id and is applied to that user's collection; nothing here answers a user"
+       for module, start in (("report", "SELECT count(*) AS n FROM outbox"),
+                             ("outbox", "SELECT * FROM outbox ORDER BY id LIMIT ?"),
+                             ("outbox", "SELECT max(id) AS top FROM outbox"),
+                             ("lifecycle", "SELECT max(id) AS top FROM outbox"),
+                             ("outbox", "DELETE FROM outbox WHERE id IN"),
+                             ("lifecycle", "DELETE FROM outbox WHERE id <= ?"))},
 }
 
 

@@ -15,7 +15,7 @@ import pytest
 from context_server.adapters.index import VectorIndex, collection_name
 from context_server.adapters.vector_cache import VectorCache
 from context_server.app import App
-from context_server.domain.memory.service import MemoryService
+from context_server.domain.memory.service import Memories
 from context_server.domain.search.indexing import Indexer
 from context_server.settings import Settings
 
@@ -154,7 +154,7 @@ def test_no_copies_with_a_chroma_server_or_a_zero_budget(tmp_path: Path) -> None
         Settings.from_env({"CONTEXT_SERVER_HOME": str(tmp_path), "CONTEXT_SERVER_VECTOR_CACHE_MB": "-1"})
 
 
-def test_maintenance_loads_what_searches_asked_for(indexer: Indexer, memories: MemoryService) -> None:
+def test_maintenance_loads_what_searches_asked_for(indexer: Indexer, memories: Memories) -> None:
     saved = memories.save("hal", "muted watercolour palettes", kind="style")
     indexer.drain()
     first = memories.search("hal", "soft watercolour colours", limit=5)
@@ -167,7 +167,7 @@ def test_maintenance_loads_what_searches_asked_for(indexer: Indexer, memories: M
     assert again[0].score == pytest.approx(first[0].score, abs=1e-4)
 
 
-def test_the_stdio_users_collections_are_copied_before_any_query(indexer: Indexer, memories: MemoryService) -> None:
+def test_the_stdio_users_collections_are_copied_before_any_query(indexer: Indexer, memories: Memories) -> None:
     memories.save("ivy", "ink wash, lots of empty space", kind="style")
     indexer.drain()
     indexer.copy_early("ivy")  # what the App's warm-up asks for its configured user
@@ -188,15 +188,15 @@ async def test_a_new_users_copy_is_loaded_soon_after_their_first_query(app: App)
     with anyio.fail_after(30):
         while not app.indexer.uses_vectors:
             await anyio.sleep(0.05)
-    app.memory.save("zoe", "charcoal sketches with heavy shadows", kind="style")
-    first = app.memory.search("zoe", "dark charcoal drawing", limit=5)
+    app.memories.save("zoe", "charcoal sketches with heavy shadows", kind="style")
+    first = app.memories.search("zoe", "dark charcoal drawing", limit=5)
     index = app.indexer._index
     assert index is not None and index.cache is not None
     name = collection_name("zoe", "memories")
     with anyio.fail_after(5):
         while not index.cache.cached(name):
             await anyio.sleep(0.05)
-    again = app.memory.search("zoe", "dark charcoal drawing", limit=5)
+    again = app.memories.search("zoe", "dark charcoal drawing", limit=5)
     assert [m.memory_id for m in again] == [m.memory_id for m in first] and len(first) == 1
 
 
@@ -229,7 +229,7 @@ def test_a_copy_that_does_not_fit_a_write_is_dropped_and_the_write_stands(index:
     assert index.query("kim", "images", fresh.tolist(), 1)[0].id == "kim-0"
 
 
-def test_copies_are_not_read_while_a_rebuild_refills_the_index(indexer: Indexer, memories: MemoryService) -> None:
+def test_copies_are_not_read_while_a_rebuild_refills_the_index(indexer: Indexer, memories: Memories) -> None:
     """CI once caught a copy read while a rebuild dropped and refilled the collections: it held ids without
     vectors and the next write failed. Copies now wait for the index's work (rebuild, drain, repair)."""
     for i in range(40):

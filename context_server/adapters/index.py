@@ -1,8 +1,8 @@
 """The Chroma vector index (derived data: SQLite is the source of truth) and the lock on its directory.
 
 One collection per (user, kind): a `where` filter on one shared collection was measured 37x slower at 100k
-items. The kinds are `memories`, `images` and `styles`; `styles` holds a copy of the user's long-term style
-memories (the domain keeps it in step, see `domain/search/indexing.py`) because choosing styles is on every
+items. The `COLLECTIONS` are `memories`, `images` and `styles`; `styles` holds a copy of the user's long-term style
+memories (the domain keeps it in step, see `domain/search/outbox.py`) because choosing styles is on every
 generation's path and even a per-user collection's `where={"kind": "style"}` costs 30-40 ms at 2,500
 memories a user. Collection names are `u<sha256(user)[:32]>-<kind>`, which always meets Chroma's naming rules
 whatever the user id is. We pass our own vectors and create collections with `embedding_function=None`,
@@ -35,13 +35,13 @@ from filelock import FileLock, Timeout
 
 from context_server.adapters.vector_cache import VectorCache
 
-__all__ = ["KINDS", "META_COLLECTION", "Hit", "IndexDamaged", "IndexLock", "VectorIndex", "collection_name"]
+__all__ = ["COLLECTIONS", "META_COLLECTION", "Hit", "IndexDamaged", "IndexLock", "VectorIndex", "collection_name"]
 
 log = logging.getLogger(__name__)
 
-KINDS = ("memories", "images", "styles")
-_SUFFIXES = tuple(f"-{kind}" for kind in KINDS)
-#: A small collection holding the index's identity (see `domain/search/indexing.py`); not per user.
+COLLECTIONS = ("memories", "images", "styles")
+_SUFFIXES = tuple(f"-{kind}" for kind in COLLECTIONS)
+#: A small collection holding the index's identity (see `domain/search/lifecycle.py`); not per user.
 META_COLLECTION = "context-server-meta"
 
 Metadata = Mapping[str, str | int | float | bool]
@@ -62,8 +62,8 @@ def _similarity(distance: float) -> float:
 
 
 def collection_name(user_id: str, kind: str) -> str:
-    if kind not in KINDS:
-        raise ValueError(f"unknown index kind {kind!r}; expected one of {KINDS}")
+    if kind not in COLLECTIONS:
+        raise ValueError(f"unknown index kind {kind!r}; expected one of {COLLECTIONS}")
     digest = hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:32]
     return f"u{digest}-{kind}"
 
@@ -310,7 +310,7 @@ class VectorIndex:
         """Drop one user's collections, or every collection this server made (and the identity)."""
         with _translated("reset"):
             if user_id is not None:
-                wanted = {collection_name(user_id, kind) for kind in KINDS}
+                wanted = {collection_name(user_id, kind) for kind in COLLECTIONS}
             else:
                 wanted = {
                     c.name

@@ -22,12 +22,12 @@ from context_server.cli._common import (
     user_option,
 )
 from context_server.domain.memory.io import export_jsonl, import_jsonl
-from context_server.domain.memory.rules import KINDS, MAX_LIST, MAX_SEARCH, Memory
+from context_server.domain.memory.rules import MAX_LIST, MAX_SEARCH, MEMORY_KINDS, Memory
 
 __all__ = ["memories"]
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-_kind_option = click.option("--kind", type=click.Choice(KINDS), default=None, help="Only memories of this kind.")
+_kind_option = click.option("--kind", type=click.Choice(MEMORY_KINDS), default=None, help="Only memories of this kind.")
 
 
 @click.group()
@@ -58,7 +58,7 @@ def _as_dict(m: Memory) -> dict[str, Any]:
 def list_(kind: str | None, limit: int, cursor: str | None, as_json: bool, user: str | None) -> None:
     """List long-term memories, newest first."""
     with open_app() as app, domain_errors():
-        items, next_cursor = app.memory.list(resolve_user(app, user), kind=kind, scope="long_term",
+        items, next_cursor = app.memories.list(resolve_user(app, user), kind=kind, scope="long_term",
                                              limit=limit, cursor=cursor)
         if as_json:
             echo_json({"memories": [_as_dict(m) for m in items], "next_cursor": next_cursor})
@@ -77,7 +77,7 @@ def list_(kind: str | None, limit: int, cursor: str | None, as_json: bool, user:
 def search(query: str, kind: str | None, limit: int, as_json: bool, user: str | None) -> None:
     """Search memories by meaning (loads the embedding model: a few seconds)."""
     with open_app() as app, domain_errors():
-        found = app.memory.search(resolve_user(app, user), query, limit=limit, kind=kind)
+        found = app.memories.search(resolve_user(app, user), query, limit=limit, kind=kind)
         if as_json:
             echo_json({"memories": [_as_dict(m) for m in found]})
             return
@@ -86,7 +86,7 @@ def search(query: str, kind: str | None, limit: int, as_json: bool, user: str | 
 
 @memories.command()
 @click.argument("content")
-@click.option("--kind", type=click.Choice(KINDS), default="note", show_default=True, help="What it is.")
+@click.option("--kind", type=click.Choice(MEMORY_KINDS), default="note", show_default=True, help="What it is.")
 @click.option("--tag", "tags", multiple=True, help="A tag (repeat for several).")
 @click.option("--pinned", is_flag=True, help="A pinned style applies to every generation.")
 @user_option
@@ -94,7 +94,7 @@ def add(content: str, kind: str, tags: tuple[str, ...], pinned: bool, user: str 
     """Remember CONTENT; prints its id (a near-duplicate merges into the existing memory)."""
     with open_app() as app, domain_errors():
         app.indexer.take_index()
-        result = app.memory.save(resolve_user(app, user), content, kind=kind, tags=list(tags), pinned=pinned)
+        result = app.memories.save(resolve_user(app, user), content, kind=kind, tags=list(tags), pinned=pinned)
         if result.merged_into:
             click.echo(f"Merged into the existing memory {result.merged_into}.", err=True)
         else:
@@ -111,7 +111,7 @@ def delete(memory_ids: tuple[str, ...], user: str | None) -> None:
         app.indexer.take_index()
         uid = resolve_user(app, user)
         for memory_id in memory_ids:
-            app.memory.delete(uid, memory_id)
+            app.memories.delete(uid, memory_id)
             click.echo(f"Deleted {memory_id}.", err=True)
 
 
@@ -125,7 +125,7 @@ def export(output: Path | None, user: str | None) -> None:
         handle = sys.stdout if output is None else output.open("w", encoding="utf-8")
         count = 0
         try:
-            for line in export_jsonl(app.memory, resolve_user(app, user)):
+            for line in export_jsonl(app.memories, resolve_user(app, user)):
                 handle.write(line + "\n")
                 count += 1
         finally:
@@ -148,7 +148,7 @@ def import_(file: IO[str], as_json: bool, user: str | None) -> None:
         click.echo("Loading the embedding model...", err=True)
         app.indexer.take_index()
         with progress_bar("Importing") as progress:
-            report = import_jsonl(app.memory, resolve_user(app, user), file, progress)
+            report = import_jsonl(app.memories, resolve_user(app, user), file, progress)
         if as_json:
             echo_json(report.to_dict())
         else:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from context_server.adapters.providers.base import ASPECT_RATIOS
 from context_server.adapters.store import Store, now_iso
 from context_server.errors import InvalidInput
 
-__all__ = ["PROFILE_FIELDS", "STYLE_STRENGTHS", "Profiles"]
+__all__ = ["PROFILE_FIELDS", "STYLE_STRENGTHS", "ProfileRow", "Profiles"]
 
 STYLE_STRENGTHS = ("off", "light", "strong")
 PROFILE_FIELDS = (
@@ -19,7 +19,20 @@ PROFILE_FIELDS = (
     "style_strength",
     "daily_budget_usd",
 )
-DEFAULTS: dict[str, Any] = {
+
+
+class ProfileRow(TypedDict):
+    """A user's profile as `Profiles` returns it: every field, a default where the user set none."""
+
+    default_provider: str | None
+    default_model: str | None
+    default_aspect_ratio: str | None
+    default_negative_prompt: str | None
+    style_strength: str
+    daily_budget_usd: float | None
+
+
+DEFAULTS: ProfileRow = {
     "default_provider": None,
     "default_model": None,
     "default_aspect_ratio": None,
@@ -34,11 +47,12 @@ class Profiles:
         self.store = store
         self.provider_names = provider_names
 
-    def get(self, user_id: str) -> dict[str, Any]:
+    def get(self, user_id: str) -> ProfileRow:
         row = self.store.one("select * from profiles where user_id = ?", [user_id]) or {}
-        return {key: row.get(key) if row.get(key) is not None else DEFAULTS[key] for key in PROFILE_FIELDS}
+        return cast("ProfileRow", {key: row[key] if row.get(key) is not None else DEFAULTS.get(key)
+                                   for key in PROFILE_FIELDS})
 
-    def update(self, user_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    def update(self, user_id: str, changes: dict[str, Any]) -> ProfileRow:
         """Set the given fields; an empty string or null clears a field back to its default."""
         clean: dict[str, Any] = {}
         for key, value in changes.items():

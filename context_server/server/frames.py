@@ -28,6 +28,8 @@ import pydantic_core
 from mcp.shared.message import SessionMessage
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from context_server.server.dropped import describe_frame, describe_partial, went_away
+
 __all__ = ["DEFAULT_MAX_FRAME_BYTES", "FrameError", "HttpFrameGuard", "StdioFrames", "check_frame"]
 
 log = logging.getLogger(__name__)
@@ -70,11 +72,20 @@ def _readable_id(frame: dict[str, Any]) -> int | str | None:
 
 def check_frame(raw: bytes | str) -> FrameError | None:
     """The error answering this frame, or None when the SDK can take it as it is."""
+    return _checked(raw)[0]
+
+
+def _checked(raw: bytes | str) -> tuple[FrameError | None, Any]:
+    """`check_frame`'s answer and the parsed frame (None when it is not JSON)."""
     try:
         frame = pydantic_core.from_json(raw)
     except (ValueError, RecursionError) as exc:
         detail = "nested too deeply" if "recursion" in str(exc).lower() else "not valid JSON"
-        return FrameError(PARSE_ERROR, f"Parse error: the frame is {detail}; send one JSON-RPC 2.0 object per line")
+        return FrameError(PARSE_ERROR, f"Parse error: the frame is {detail}; send one JSON-RPC 2.0 object per line"), None
+    return _check_parsed(frame), frame
+
+
+def _check_parsed(frame: Any) -> FrameError | None:
     if isinstance(frame, list):
         what = "an empty batch" if not frame else "a batch"
         return FrameError(INVALID_REQUEST, f"Invalid request: {what}; MCP takes one JSON-RPC object per frame, "
@@ -132,6 +143,11 @@ class StdioFrames:
         self.max_bytes = max_bytes
         self._reply: Reply | None = None
         self._ready = anyio.Event()
+        #: Requests passed on and not answered yet, by id: 'tools/call generate_image (request 7)'.
+        self.in_flight: dict[int | str, str] = {}
+        #: stdin has reached its end (the client closed it, or exited).
+        self.closed = False
+        self._gone = False
 
     def answer_with(self, reply: Reply) -> None:
         self._reply = reply
@@ -191,11 +207,32 @@ class StdioFrames:
                 continue
             if not line.strip():
                 continue  # a blank line carries no frame
-            error = check_frame(line)
+            error, frame = _checked(line)
             if error is not None:
                 await self._answer(error)
                 continue
+            self._track(frame)
             yield line.decode("utf-8", "replace")
+        self.closed = True
+        if self.in_flight:  # the SDK answers these "Connection closed" and stops
+            self.went_away("stdin closed")
+
+    def went_away(self, detail: str) -> None:
+        """The one INFO line for a client gone with requests in flight (stdin ended, or stdout broke); once."""
+        if not self._gone:
+            self._gone = True
+            went_away("stdio", self.in_flight.values(), f"({detail})")
+
+    def _track(self, frame: dict[str, Any]) -> None:
+        """Keep `in_flight` (requests not answered yet, for the log line of a client that goes away)."""
+        if "method" not in frame:
+            return
+        if "id" in frame:
+            self.in_flight[frame["id"]] = describe_frame(frame)
+        elif frame["method"] == "notifications/cancelled" and isinstance(frame.get("params"), dict):
+            cancelled = frame["params"].get("requestId")
+            if isinstance(cancelled, (int, str)):
+                self.in_flight.pop(cancelled, None)  # a cancelled request gets no answer
 
 
 class HttpFrameGuard:
@@ -227,13 +264,52 @@ class HttpFrameGuard:
         async def replay() -> Message:
             return held.pop(0) if held else await receive()
 
+        if held and held[-1]["type"] == "http.disconnect":
+            # The client left before its body arrived whole: nothing to answer. Passed on, the SDK would read
+            # on into starlette's `ClientDisconnect` and log it at ERROR with a traceback (issue 15).
+            went_away("http", [describe_partial(body)], f"{_session(scope)}before its body arrived")
+            return
+        frame: Any = None
         if not more and held and held[-1]["type"] == "http.request":
-            error = check_frame(bytes(body))
+            error, frame = _checked(bytes(body))
             if error is not None:
                 _refused(error, "http")
                 await _send_json(send, 400, error.as_json().encode())
                 return
-        await self.app(scope, replay, send)
+        if isinstance(frame, dict) and "method" in frame and "id" in frame:
+            await self._watched(scope, replay, send, describe_frame(frame))
+        else:
+            await self.app(scope, replay, send)
+
+    async def _watched(self, scope: Scope, receive: Receive, send: Send, request: str) -> None:
+        """Run a request, logging one INFO line if its client disconnects before the response is complete
+        (the SDK's event stream listens for that, and then stops in silence)."""
+        complete = False
+        reported = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal complete
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                complete = True  # before the send: uvicorn answers every receive with a disconnect from here on
+            await send(message)
+
+        async def watched_receive() -> Message:
+            nonlocal reported
+            message = await receive()
+            if message["type"] == "http.disconnect" and not complete and not reported:
+                reported = True
+                went_away("http", [request], _session(scope).rstrip(", "))
+            return message
+
+        await self.app(scope, watched_receive, watched_send)
+
+
+def _session(scope: Scope) -> str:
+    """'in session 1f2e3d4c, ' for a request in an MCP session, '' otherwise: enough to tell clients apart."""
+    for name, value in scope.get("headers") or []:
+        if name == b"mcp-session-id":
+            return f"in session {value[:8].decode('ascii', 'replace')}, "
+    return ""
 
 
 async def _send_json(send: Send, status: int, body: bytes) -> None:

@@ -37,6 +37,7 @@ from context_server.server.viewer import VIEWER_META
 
 if TYPE_CHECKING:
     from context_server.app import App
+    from context_server.domain.generation.jobs import JobRow
 
 __all__ = ["register_tools"]
 
@@ -102,7 +103,7 @@ def register_tools(server: MCPServer, app: App) -> None:
         """generate_image and edit_image: this caller's session, progress to their client, the result."""
         user = current_user(app)
         session = app.sessions.touch(user, session_key(ctx))
-        result = await app.generation.generate(user, session, inp, _progress_sink(ctx))
+        result = await app.generations.generate(user, session, inp, _progress_sink(ctx))
         return generation_result(result, user, app.images, seed_given=inp.seed is not None)
 
     @domain_errors
@@ -172,7 +173,7 @@ def register_tools(server: MCPServer, app: App) -> None:
     ) -> Annotated[CallToolResult, GenerateResult]:
         """A generation job's status, progress and result (or error)."""
         user = current_user(app)
-        return generation_result(app.generation.result(user, job_id), user, app.images)
+        return generation_result(app.generations.result(user, job_id), user, app.images)
 
     @domain_errors
     async def list_recent_generations(
@@ -259,7 +260,7 @@ def _provider_text(info: Any) -> str:
     return "\n".join(lines)
 
 
-def _job_prompt(row: dict[str, Any]) -> str:
+def _job_prompt(row: JobRow) -> str:
     import json
 
     params = json.loads(row["params"] or "{}")

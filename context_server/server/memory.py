@@ -11,16 +11,16 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from context_server.domain.memory.rules import Memory
 from context_server.domain.paging import encode_cursor
 from context_server.domain.search.relevance import RELEVANCE_FLOOR
-from context_server.models import AspectRatio, ImageHit, image_uri
+from context_server.models import AspectRatio, DeleteResult, ImageHit, image_uri
 from context_server.server.auth import current_user, session_key
 from context_server.server.generation import READ, domain_errors
 from context_server.server.results import clip, cut_note, fit_list, one_line, plural, structured, word
 
 if TYPE_CHECKING:
     from context_server.app import App
-    from context_server.domain.memory.service import Memory
 
 __all__ = ["register_memory"]
 
@@ -32,21 +32,6 @@ AppliesTo = Annotated[str | None, Field(min_length=1, max_length=200, descriptio
 Tags = Annotated[list[Annotated[str, Field(max_length=64)]] | None, Field(max_length=20, description="Up to 20 short tags.")]
 
 
-class MemoryOut(BaseModel):
-    memory_id: str
-    content: str
-    kind: str
-    scope: str
-    tags: list[str]
-    pinned: bool
-    created_at: str
-    updated_at: str
-    use_count: int
-    last_used_at: str | None = None
-    score: float | None = None
-    applies_to: str | None = Field(None, description='Styles only: "always" or the subject it is for ("logos").')
-
-
 class SavedMemory(BaseModel):
     memory_id: str
     kind: str
@@ -56,17 +41,12 @@ class SavedMemory(BaseModel):
 
 
 class MemoryPage(BaseModel):
-    memories: list[MemoryOut]
+    memories: list[Memory]
     next_cursor: str | None = None
 
 
 class MemoryHits(BaseModel):
-    memories: list[MemoryOut]
-
-
-class Deleted(BaseModel):
-    deleted: bool
-    id: str
+    memories: list[Memory]
 
 
 class Profile(BaseModel):
@@ -82,14 +62,12 @@ class ImageHits(BaseModel):
     images: list[ImageHit]
 
 
-def _out(memory: Memory) -> MemoryOut:
-    return MemoryOut(memory_id=memory.memory_id, content=memory.content, kind=memory.kind, scope=memory.scope,
-                     tags=memory.tags, pinned=memory.pinned, created_at=memory.created_at,
-                     updated_at=memory.updated_at, use_count=memory.use_count, last_used_at=memory.last_used_at,
-                     score=None if memory.score is None else round(memory.score, 4), applies_to=memory.applies_to)
+def _out(memory: Memory) -> Memory:
+    """The memory as the tools show it: the score to 4 decimals."""
+    return memory if memory.score is None else memory.model_copy(update={"score": round(memory.score, 4)})
 
 
-def _memory_line(m: MemoryOut, width: int | None) -> str:
+def _memory_line(m: Memory, width: int | None) -> str:
     facts = [f"memory_id: {m.memory_id}", m.kind + (" (pinned)" if m.pinned else "")]
     if m.scope == "session":
         facts.append("this conversation only")
@@ -103,7 +81,7 @@ def _memory_line(m: MemoryOut, width: int | None) -> str:
     return "- " + " · ".join(facts) + f" · {one_line(m.content, width)}"
 
 
-def _memory_list(memories: list[MemoryOut], head: str, empty: str, make: Callable[[list[MemoryOut], str | None], BaseModel],
+def _memory_list(memories: list[Memory], head: str, empty: str, make: Callable[[list[Memory], str | None], BaseModel],
                  cursor_of: Callable[[int], str | None], more_hint: str) -> tuple[str, dict[str, Any]]:
     def build(n: int, width: int | None) -> tuple[str, dict[str, Any]]:
         shown = [m.model_copy(update={"content": clip(m.content, width)}) for m in memories[:n]]
@@ -157,13 +135,13 @@ def register_memory(server: MCPServer, app: App) -> None:
     ) -> Annotated[CallToolResult, SavedMemory]:
         """Remember something about the user; a near-duplicate is merged into the existing memory."""
         user, sid = current_user(app), session_id(ctx)
-        old = app.memory.get(user, replaces) if replaces else None
-        saved = await anyio.to_thread.run_sync(lambda: app.memory.save(
+        old = app.memories.get(user, replaces) if replaces else None
+        saved = await anyio.to_thread.run_sync(lambda: app.memories.save(
             user, content, kind=kind, scope=scope, tags=tags, pinned=pinned, replaces=replaces, session_id=sid,
             applies_to=applies_to))
         out = SavedMemory(memory_id=saved.memory_id, kind=saved.kind, scope=saved.scope, merged_into=saved.merged_into,
                           applies_to=saved.applies_to)
-        memory = app.memory.get(user, saved.memory_id)
+        memory = app.memories.get(user, saved.memory_id)
         if out.merged_into:
             text = (f"Already remembered: merged into memory_id: {out.merged_into} (same meaning as an existing "
                     f"{out.kind}: \"{clip(memory.content, 300)}\"); nothing new was stored.")
@@ -184,7 +162,7 @@ def register_memory(server: MCPServer, app: App) -> None:
         cursor: Annotated[str | None, Field(description="next_cursor of the previous page.")] = None,
     ) -> Annotated[CallToolResult, MemoryPage]:
         """Everything remembered about the user, newest first, paged."""
-        page, nxt = app.memory.list(current_user(app), kind=kind, scope=scope, limit=limit, cursor=cursor,
+        page, nxt = app.memories.list(current_user(app), kind=kind, scope=scope, limit=limit, cursor=cursor,
                                     session_id=session_id(ctx))
         memories = [_out(m) for m in page]
 
@@ -206,7 +184,7 @@ def register_memory(server: MCPServer, app: App) -> None:
     ) -> Annotated[CallToolResult, MemoryHits]:
         """Memories ranked by meaning, with scores; unrelated ones are left out."""
         user, sid = current_user(app), session_id(ctx)
-        found = await anyio.to_thread.run_sync(lambda: app.memory.search(user, query, limit=limit, kind=kind,
+        found = await anyio.to_thread.run_sync(lambda: app.memories.search(user, query, limit=limit, kind=kind,
                                                                           session_id=sid))
         close = [_out(m) for m in found if (m.score or 0.0) >= RELEVANCE_FLOOR]
         text, data = _memory_list(
@@ -223,10 +201,10 @@ def register_memory(server: MCPServer, app: App) -> None:
         tags: Tags = None,
         pinned: Annotated[bool | None, Field(description="Pin or unpin.")] = None,
         applies_to: AppliesTo = None,
-    ) -> Annotated[CallToolResult, MemoryOut]:
+    ) -> Annotated[CallToolResult, Memory]:
         """Change a memory's text, kind, tags, pinning, or when a style applies (applies_to)."""
         user = current_user(app)
-        updated = await anyio.to_thread.run_sync(lambda: app.memory.update(
+        updated = await anyio.to_thread.run_sync(lambda: app.memories.update(
             user, memory_id, content=content, kind=kind, tags=tags, pinned=pinned, applies_to=applies_to))
         out = _out(updated)
         text = f"Updated memory_id: {out.memory_id}:\n{_memory_line(out, None)}\n" + _when_it_applies(
@@ -234,11 +212,11 @@ def register_memory(server: MCPServer, app: App) -> None:
         return structured(out, text)
 
     @domain_errors
-    async def delete_memory(memory_id: MemoryId) -> Annotated[CallToolResult, Deleted]:
+    async def delete_memory(memory_id: MemoryId) -> Annotated[CallToolResult, DeleteResult]:
         """Forget a memory (database and search index)."""
         user = current_user(app)
-        await anyio.to_thread.run_sync(app.memory.delete, user, memory_id)
-        return structured(Deleted(deleted=True, id=memory_id), f"Forgot memory_id: {memory_id}.")
+        await anyio.to_thread.run_sync(app.memories.delete, user, memory_id)
+        return structured(DeleteResult(deleted=True, id=memory_id), f"Forgot memory_id: {memory_id}.")
 
     @domain_errors
     async def get_profile() -> Annotated[CallToolResult, Profile]:
@@ -321,7 +299,7 @@ def register_memory(server: MCPServer, app: App) -> None:
     @server.resource("memory://all", name="memories", title="Memories", mime_type="application/json",
                      description="Everything remembered about this user (long-term), newest first.")
     def memory_all() -> str:
-        page, _ = app.memory.list(current_user(app), scope="long_term", limit=200)
+        page, _ = app.memories.list(current_user(app), scope="long_term", limit=200)
         return json.dumps([_out(m).model_dump() for m in page], indent=2)
 
     @server.resource("profile://me", name="profile", title="Profile", mime_type="application/json",

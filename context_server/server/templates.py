@@ -215,5 +215,5 @@ def register_templates(server: MCPServer, app: App) -> None:
                 return Completion(values=values, total=len(values), has_more=False)
             return None
         values = app.templates.complete_argument(user, ref.name, argument.name, argument.value,
-                                                 style_words=app.memory.style_words(user))
+                                                 style_words=app.memories.style_words(user))
         return Completion(values=values[:100], total=len(values), has_more=len(values) > 100)

@@ -29,6 +29,7 @@ import anyio
 import httpx
 
 from context_server.adapters.providers.base import ProviderHealth
+from context_server.adapters.providers.env import ProviderEnv
 from context_server.errors import ProviderError
 
 __all__ = [
@@ -298,9 +299,8 @@ class KeyedHttpProvider:
     while no key is configured. Subclasses name their settings in the class attributes."""
 
     name: str
-    key_env: ClassVar[str]
-    base_env: ClassVar[str]
-    default_base: ClassVar[str]
+    #: Where its key and base URL come from (`env.py`).
+    env: ClassVar[ProviderEnv]
     #: An endpoint that costs nothing (listing models, account details), for `health_check`.
     probe_path: ClassVar[str]
 
@@ -312,8 +312,12 @@ class KeyedHttpProvider:
         sleep: SleepFn | None = None,
         policy: RetryPolicy | None = None,
     ) -> None:
-        self._key = settings_env.get(self.key_env, "")
-        self._base = (settings_env.get(self.base_env) or self.default_base).rstrip("/")
+        env = self.env
+        if env.key is None or env.default_base is None:
+            raise TypeError(f"{type(self).__name__}.env must name a key variable and a default base URL")
+        self.key_env, self.base_env = env.key, env.base
+        self._key = settings_env.get(env.key, "")
+        self._base = (settings_env.get(env.base) or env.default_base).rstrip("/")
         self._http = HttpCaller(
             client, provider=self.name, key_env=self.key_env, secrets=[self._key], policy=policy, sleep=sleep
         )

@@ -79,7 +79,7 @@ class ProviderInfo:
     configured: bool
     models: tuple[ModelInfo, ...]
     default_model: str
-    #: Why the provider is not configured (e.g. "set OPENAI_API_KEY"); empty when configured.
+    #: Why the provider is not configured ("set" and the variable to set); empty when configured.
     setup_hint: str = ""
     description: str = ""
 

@@ -39,11 +39,10 @@ from context_server.adapters.providers.base import (
     ProviderRequest,
     SubmittedFn,
 )
+from context_server.adapters.providers.env import OPENAI
 from context_server.errors import InvalidInput, ProviderError
 
-__all__ = ["DEFAULT_BASE_URL", "MODELS", "OpenAIProvider"]
-
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
+__all__ = ["MODELS", "OpenAIProvider"]
 
 GPT_IMAGE_SIZES = ((1024, 1024), (1536, 1024), (1024, 1536))
 DALLE3_SIZES = ((1024, 1024), (1792, 1024), (1024, 1792))
@@ -85,12 +84,10 @@ _COST: dict[tuple[str, str, bool], float] = {
 
 
 class OpenAIProvider(KeyedHttpProvider):
-    """Speaks the OpenAI Images API. Configured when `OPENAI_API_KEY` is set."""
+    """Speaks the OpenAI Images API. Configured when its key (`env.OPENAI`) is set."""
 
     name = "openai"
-    key_env = "OPENAI_API_KEY"
-    base_env = "OPENAI_BASE_URL"
-    default_base = DEFAULT_BASE_URL
+    env = OPENAI
     probe_path = "/models"
 
     def info(self) -> ProviderInfo:
@@ -99,7 +96,7 @@ class OpenAIProvider(KeyedHttpProvider):
             configured=bool(self._key),
             models=MODELS,
             default_model="gpt-image-1",
-            setup_hint=self._setup_hint("set OPENAI_API_KEY, and OPENAI_BASE_URL for a compatible server"),
+            setup_hint=self._setup_hint(f"set {OPENAI.key}, and {OPENAI.base} for a compatible server"),
             description="OpenAI Images API: gpt-image-1 (generations and masked edits) and dall-e-3.",
         )
 

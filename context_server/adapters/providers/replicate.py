@@ -46,13 +46,13 @@ from context_server.adapters.providers.base import (
     ProviderRequest,
     SubmittedFn,
 )
+from context_server.adapters.providers.env import REPLICATE
 from context_server.errors import InvalidInput, ProviderError
 
-__all__ = ["DEFAULT_BASE_URL", "FLUX_ASPECT_RATIOS", "MODELS", "ReplicateProvider"]
+__all__ = ["FLUX_ASPECT_RATIOS", "MODELS", "ReplicateProvider"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.replicate.com/v1"
 FLUX_ASPECT_RATIOS = ("1:1", "16:9", "9:16", "21:9", "9:21", "3:2", "2:3", "4:3", "3:4", "5:4", "4:5")
 _TERMINAL = {"succeeded", "failed", "canceled", "aborted"}
 _PERCENT = re.compile(r"(\d{1,3})%\|")
@@ -79,12 +79,10 @@ def _data_uri(png: bytes) -> str:
 
 
 class ReplicateProvider(KeyedHttpProvider):
-    """Runs models on Replicate. Configured when `REPLICATE_API_TOKEN` is set."""
+    """Runs models on Replicate. Configured when its token (`env.REPLICATE`) is set."""
 
     name = "replicate"
-    key_env = "REPLICATE_API_TOKEN"
-    base_env = "REPLICATE_BASE_URL"
-    default_base = DEFAULT_BASE_URL
+    env = REPLICATE
     probe_path = "/account"
 
     def __init__(

@@ -1,15 +1,16 @@
 """AUTOMATIC1111 / Forge stable-diffusion-webui, through its built-in API (`--api`).
 
-Wire format (AUTOMATIC1111 wiki "API", the web UI's FastAPI schema at `/docs`):
+Wire format (AUTOMATIC1111 wiki "API", the web UI's FastAPI schema at `/docs`), `{base}` being the web
+UI's address (its variable: `env.SD_WEBUI`):
 
-- `POST {SD_WEBUI_URL}/sdapi/v1/txt2img` JSON: `prompt`, `negative_prompt`, `seed` (-1 = random),
+- `POST {base}/sdapi/v1/txt2img` JSON: `prompt`, `negative_prompt`, `seed` (-1 = random),
   `width`, `height`, `steps`, `cfg_scale`, `sampler_name`, `batch_size`, `n_iter`.
-- `POST {SD_WEBUI_URL}/sdapi/v1/img2img` JSON: the same plus `init_images` (base64 list),
+- `POST {base}/sdapi/v1/img2img` JSON: the same plus `init_images` (base64 list),
   `denoising_strength`, and for inpainting `mask` (base64, white = repaint), `inpainting_fill`,
   `mask_blur`.
 - Both answer `{"images": ["<base64>"], "parameters": {...}, "info": "<JSON string>"}`; the seed
   actually used is `json.loads(info)["seed"]`.
-- `GET {SD_WEBUI_URL}/sdapi/v1/progress?skip_current_image=true` answers
+- `GET {base}/sdapi/v1/progress?skip_current_image=true` answers
   `{"progress": 0..1, "eta_relative": s, "state": {...}, "textinfo": ...}`. The generation call
   blocks until done, so progress is polled concurrently while it runs.
 
@@ -40,6 +41,7 @@ from context_server.adapters.providers.base import (
     ProviderRequest,
     SubmittedFn,
 )
+from context_server.adapters.providers.env import SD_WEBUI
 from context_server.errors import InvalidInput, ProviderError
 
 __all__ = ["MODELS", "SdWebUIProvider"]
@@ -65,7 +67,7 @@ _TIMEOUT = httpx.Timeout(connect=10.0, read=900.0, write=60.0, pool=10.0)
 
 
 class SdWebUIProvider:
-    """Speaks the AUTOMATIC1111/Forge API. Configured when `SD_WEBUI_URL` is set; it needs no key."""
+    """Speaks the AUTOMATIC1111/Forge API. Configured when its address (`env.SD_WEBUI`) is set; it needs no key."""
 
     name = "sd_webui"
 
@@ -78,7 +80,7 @@ class SdWebUIProvider:
         policy: RetryPolicy | None = None,
         poll_interval: float = 1.0,
     ) -> None:
-        self._base = (settings_env.get("SD_WEBUI_URL") or "").rstrip("/")
+        self._base = (settings_env.get(SD_WEBUI.base) or "").rstrip("/")
         self._http = HttpCaller(
             client, provider=self.name, key_env=None, policy=policy, sleep=sleep, paid=False
         )
@@ -92,13 +94,13 @@ class SdWebUIProvider:
             default_model="webui",
             setup_hint=""
             if self._base
-            else "set SD_WEBUI_URL to a web UI started with --api (e.g. http://127.0.0.1:7860)",
+            else f"set {SD_WEBUI.base} to a web UI started with --api (e.g. http://127.0.0.1:7860)",
             description="A local AUTOMATIC1111/Forge web UI (txt2img, img2img, inpainting).",
         )
 
     def health_check(self, *, transport: httpx.BaseTransport | None = None,
                      timeout: float = 3.0) -> ProviderHealth | None:
-        return probe(self._base, "/sdapi/v1/progress", {}, base_env="SD_WEBUI_URL", key_env=None,
+        return probe(self._base, "/sdapi/v1/progress", {}, base_env=SD_WEBUI.base, key_env=None,
                      transport=transport, timeout=timeout)
 
     def _size(self, request: ProviderRequest, notes: list[str]) -> tuple[int, int]:
@@ -118,7 +120,7 @@ class SdWebUIProvider:
 
     def _payload(self, request: ProviderRequest, notes: list[str]) -> dict[str, Any]:
         if not self._base:
-            raise ProviderError("sd_webui is not configured: set SD_WEBUI_URL")
+            raise ProviderError(f"sd_webui is not configured: set {SD_WEBUI.base}")
         require_model(self.info(), request.model)
         width, height = self._size(request, notes)
         payload: dict[str, Any] = {

@@ -31,11 +31,11 @@ from context_server.adapters.providers.base import (
     ProviderRequest,
     SubmittedFn,
 )
+from context_server.adapters.providers.env import STABILITY
 from context_server.errors import InvalidInput, ProviderError
 
-__all__ = ["ASPECT_RATIOS", "DEFAULT_BASE_URL", "MODELS", "StabilityProvider"]
+__all__ = ["ASPECT_RATIOS", "MODELS", "StabilityProvider"]
 
-DEFAULT_BASE_URL = "https://api.stability.ai"
 ASPECT_RATIOS = ("1:1", "16:9", "9:16", "21:9", "9:21", "3:2", "2:3", "5:4", "4:5")
 DEFAULT_STRENGTH = 0.6
 
@@ -73,12 +73,10 @@ _Fields = dict[str, tuple[str | None, bytes | str] | tuple[str, bytes, str]]
 
 
 class StabilityProvider(KeyedHttpProvider):
-    """Speaks the Stability v2beta Stable Image API. Configured when `STABILITY_API_KEY` is set."""
+    """Speaks the Stability v2beta Stable Image API. Configured when its key (`env.STABILITY`) is set."""
 
     name = "stability"
-    key_env = "STABILITY_API_KEY"
-    base_env = "STABILITY_BASE_URL"
-    default_base = DEFAULT_BASE_URL
+    env = STABILITY
     probe_path = "/v1/user/account"
 
     def info(self) -> ProviderInfo:

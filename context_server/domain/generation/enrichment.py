@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio
 
@@ -21,7 +21,7 @@ from context_server.domain.generation.input import GenerationInput
 from context_server.domain.images import Images
 from context_server.domain.memory.references import Reference, References
 from context_server.domain.memory.styles import StyleChoice, compose_negative, compose_prompt
-from context_server.domain.profile import Profiles
+from context_server.domain.profile import DEFAULTS, ProfileRow, Profiles
 from context_server.domain.sessions import Session
 from context_server.domain.templates.library import TemplateLibrary
 from context_server.errors import InvalidInput
@@ -51,7 +51,7 @@ class Enrichment:
     mask: bytes | None = None
     parent_id: str | None = None
     used_memory_ids: list[str] = field(default_factory=list)
-    profile: dict[str, Any] = field(default_factory=dict)
+    profile: ProfileRow = field(default_factory=DEFAULTS.copy)
 
 
 class Enricher:
@@ -152,7 +152,7 @@ class Enricher:
         return rendered if slot else f"{prompt}. {rendered}"
 
     @staticmethod
-    def _apply_profile(result: Enrichment, inp: GenerationInput, profile: dict[str, Any]) -> None:
+    def _apply_profile(result: Enrichment, inp: GenerationInput, profile: ProfileRow) -> None:
         filled: dict[str, object] = {}
         if result.provider is None and profile["default_provider"]:
             result.provider = filled["provider"] = profile["default_provider"]

@@ -17,17 +17,45 @@ import socket
 import sqlite3
 import uuid
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import psutil
 
 from context_server.adapters.store import Store, now_iso
 from context_server.domain.paging import decode_cursor, page
 from context_server.errors import NotFound
+from context_server.models import JobStatus
 
-__all__ = ["PROCESS_OWNER", "JobRunner", "Jobs", "owner_is_alive"]
+__all__ = ["PROCESS_OWNER", "JobRow", "JobRunner", "Jobs", "owner_is_alive"]
 
 PROCESS_OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class JobRow(TypedDict):
+    """A row of the `jobs` table (`select *`)."""
+
+    id: str
+    user_id: str
+    request_id: str | None
+    request_hash: str | None
+    #: "generate" or "edit" (None in rows written before edits were jobs).
+    kind: str | None
+    status: JobStatus
+    progress: float | None
+    #: JSON: the provider request and the caller's input (`{"input": ...}`), to resume or compare a repeat.
+    params: str | None
+    #: JSON of the finished `GenerateResult`.
+    result: str | None
+    error: str | None
+    provider: str | None
+    model: str | None
+    provider_job_id: str | None
+    image_id: str | None
+    incognito: int | None
+    created_at: str
+    updated_at: str | None
+    owner: str | None
+    kind_detail: str | None
 
 
 def owner_is_alive(owner: str | None) -> bool:
@@ -66,14 +94,14 @@ class Jobs:
             return False
         return True
 
-    def get(self, user_id: str, job_id: str) -> dict[str, Any]:
+    def get(self, user_id: str, job_id: str) -> JobRow:
         row = self.store.one("select * from jobs where id = ? and user_id = ?", [job_id, user_id])
         if row is None:
             raise NotFound(f"no generation job {job_id!r}")
-        return row
+        return cast("JobRow", row)
 
-    def by_request(self, user_id: str, request_id: str) -> dict[str, Any] | None:
-        return self.store.one("select * from jobs where user_id = ? and request_id = ?", [user_id, request_id])
+    def by_request(self, user_id: str, request_id: str) -> JobRow | None:
+        return cast("JobRow | None", self.store.one("select * from jobs where user_id = ? and request_id = ?", [user_id, request_id]))
 
     def set_progress(self, user_id: str, job_id: str, progress: float) -> None:
         with self.store.write() as db:
@@ -107,7 +135,7 @@ class Jobs:
                 [error, now_iso(), job_id, user_id],
             )
 
-    def recent(self, user_id: str, limit: int, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    def recent(self, user_id: str, limit: int, cursor: str | None = None) -> tuple[list[JobRow], str | None]:
         """This user's jobs, newest first: a page and the cursor of the next one."""
         before = decode_cursor(cursor)
         sql = "select * from jobs where user_id = ? and incognito = 0"
@@ -116,11 +144,11 @@ class Jobs:
             sql += " and (created_at < ? or (created_at = ? and id < ?))"
             params += [before[0], before[0], before[1]]
         sql += " order by created_at desc, id desc limit ?"
-        return page(self.store.query(sql, [*params, limit + 1]), limit)
+        return page(cast("list[JobRow]", self.store.query(sql, [*params, limit + 1])), limit)
 
-    def interrupted(self) -> list[dict[str, Any]]:
+    def interrupted(self) -> list[JobRow]:
         """Running jobs (any user) whose owning process is gone."""
-        rows = self.store.query("select * from jobs where status = 'running'")
+        rows = cast("list[JobRow]", self.store.query("select * from jobs where status = 'running'"))
         return [r for r in rows if not owner_is_alive(r["owner"])]
 
     def adopt(self, user_id: str, job_id: str) -> None:

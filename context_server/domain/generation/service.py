@@ -15,7 +15,6 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 
@@ -25,18 +24,18 @@ from context_server.adapters.providers.registry import ProviderRegistry
 from context_server.adapters.store import Store, now_iso
 from context_server.domain.generation.enrichment import Enricher, Enrichment
 from context_server.domain.generation.input import GenerationInput, request_hash
-from context_server.domain.generation.jobs import JobRunner, Jobs
+from context_server.domain.generation.jobs import JobRow, JobRunner, Jobs
 from context_server.domain.generation.limits import RateLimiter, check_budget
 from context_server.domain.generation.sizing import resolve_size
 from context_server.domain.generation.usage import UsageLedger
-from context_server.domain.images import Images
+from context_server.domain.images import ImageRow, Images
 from context_server.domain.memory.references import describe_image
-from context_server.domain.memory.service import MemoryService
+from context_server.domain.memory.service import Memories
 from context_server.domain.sessions import Session, Sessions
 from context_server.errors import Conflict, ContextServerError, InvalidInput
 from context_server.models import MAX_PROMPT, Applied, GenerateResult, Timings, image_uri
 
-__all__ = ["GenerationService", "ProgressSink"]
+__all__ = ["Generations", "ProgressSink"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ class _Live:
     reported: float = -1.0
 
 
-def _same_request(job: dict[str, Any], inp: GenerationInput) -> None:
+def _same_request(job: JobRow, inp: GenerationInput) -> None:
     """Raise `Conflict` unless `inp` asks for what the job sharing its `request_id` asked for.
 
     Rows written before the hash was kept are checked against the request stored in their params.
@@ -71,10 +70,10 @@ def _same_request(job: dict[str, Any], inp: GenerationInput) -> None:
         "or use a new request_id for a new request.")
 
 
-class GenerationService:
+class Generations:
     def __init__(self, store: Store, files: ImageFiles, providers: ProviderRegistry, enricher: Enricher,
                  jobs: Jobs, runner: JobRunner, sessions: Sessions, rate: RateLimiter,
-                 wait_seconds: float, *, images: Images, memories: MemoryService) -> None:
+                 wait_seconds: float, *, images: Images, memories: Memories) -> None:
         self.store = store
         self.files = files
         self.providers = providers
@@ -257,14 +256,15 @@ class GenerationService:
         result.width, result.height, result.format = stored.width, stored.height, stored.format
         result.seed = seed if seed is not None else result.seed
         result.status, result.progress, result.created_at = "completed", 1.0, now
-        row = {
+        described = describe_image(self.store, user_id, result.prompt, result.parent_id, kind)
+        row: ImageRow = {
             "id": image_id, "user_id": user_id, "job_id": job_id, "parent_id": result.parent_id,
             "prompt": result.prompt, "final_prompt": result.final_prompt,
             "negative_prompt": result.negative_prompt, "provider": result.provider, "model": result.model,
             "seed": result.seed, "width": stored.width, "height": stored.height, "format": stored.format,
             "path": str(stored.path), "applied": result.applied.model_dump_json(),
             "incognito": int(result.incognito), "created_at": now, "session_id": session_id,
-            **describe_image(self.store, user_id, result.prompt, result.parent_id, kind),
+            "search_text": described["search_text"], "subjects": described["subjects"],
         }
         try:
             with self.store.write() as db:
@@ -292,7 +292,7 @@ class GenerationService:
             except Exception:  # a client that went away must not fail the job
                 live.sinks.remove(sink)
 
-    async def _follow(self, user_id: str, job: dict[str, Any], wait: bool,
+    async def _follow(self, user_id: str, job: JobRow, wait: bool,
                       progress: ProgressSink | None) -> GenerateResult:
         return await self._wait_with(user_id, job["id"], wait, progress)
 
@@ -305,7 +305,7 @@ class GenerationService:
                 await anyio.sleep(0.1)  # running in another process: poll its row
         return self.result(user_id, job_id)
 
-    def resume(self, job: dict[str, Any]) -> bool:
+    def resume(self, job: JobRow) -> bool:
         """Pick up a job interrupted by a restart, if its provider can continue it (a recorded remote id)."""
         if not job["provider_job_id"]:
             return False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from context_server.adapters.providers._common import ratio_of
+from context_server.adapters.providers._common import nearest_size, ratio_of
 from context_server.adapters.providers.base import ModelInfo
 from context_server.errors import InvalidInput
 from context_server.models import ASPECT_RATIOS
@@ -37,8 +37,7 @@ def resolve_size(model: ModelInfo, width: int | None, height: int | None,
     w, h = _snap(want_w, model.multiple_of), _snap(want_h, model.multiple_of)
     if model.sizes:
         if (w, h) not in model.sizes:
-            target = w / h
-            best = min(model.sizes, key=lambda s: (abs(s[0] / s[1] - target), abs(s[0] * s[1] - w * h)))
+            best = nearest_size(w, h, model.sizes)
             allowed = ", ".join(f"{a}x{b}" for a, b in model.sizes)
             notes.append(f"size {w}x{h} adapted to {best[0]}x{best[1]} ({model.name} accepts {allowed})")
             w, h = best

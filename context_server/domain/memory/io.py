@@ -4,8 +4,8 @@ One memory per line, with the fields `get_all_memories` returns (memory_id, cont
 pinned, created_at, updated_at, use_count, last_used_at, replaces). Export writes long-term memories
 oldest first; session memories belong to one connection and are neither exported nor imported.
 
-Import follows `MemoryService.save`'s rules (sanitising, limits, near-duplicate merging: see
-`domain/memory.py`) but in bulk, because saving 20,000 memories one at a time (one duplicate search and
+Import follows `Memories.save`'s rules (sanitising, limits, near-duplicate merging: see
+`domain/memory/service.py`) but in bulk, because saving 20,000 memories one at a time (one duplicate search and
 one embedding call each) takes far too long on a laptop:
 
 1. every line is parsed and validated; a broken line is skipped with its line number and the reason;
@@ -36,8 +36,14 @@ from typing import Any
 import numpy as np
 
 from context_server.adapters.store import now_iso
-from context_server.domain.memory.rules import KINDS, check_choice, check_content, check_tags, merge_tags
-from context_server.domain.memory.service import MERGE_SIMILARITY, MemoryService, scope_columns
+from context_server.domain.memory.rules import (
+    MEMORY_KINDS,
+    check_choice,
+    check_content,
+    check_tags,
+    merge_tags,
+)
+from context_server.domain.memory.service import MERGE_SIMILARITY, Memories, scope_columns
 from context_server.domain.text import normalise_for_match
 from context_server.errors import InvalidInput
 
@@ -69,6 +75,10 @@ class ImportReport:
 
 @dataclass(eq=False)
 class _Entry:
+    """One import line while it is being merged: not a `Memory` (it has no scope or score yet, its id may
+    be None, and it carries its line number, normalised text, merge target and vector, and changes as
+    merging proceeds)."""
+
     line: int
     memory_id: str | None
     content: str
@@ -86,11 +96,11 @@ class _Entry:
     vector: Any = None
 
 
-def export_jsonl(memory: MemoryService, user_id: str) -> Iterator[str]:
+def export_jsonl(memories: Memories, user_id: str) -> Iterator[str]:
     """The user's long-term memories as JSON lines (no newline), oldest first."""
     last = -1
     while True:
-        rows = memory.store.query(
+        rows = memories.store.query(
             "SELECT rowid, * FROM memories WHERE user_id = ? AND scope = 'long_term' AND rowid > ? "
             "ORDER BY rowid LIMIT 500",
             [user_id, last],
@@ -108,7 +118,7 @@ def export_jsonl(memory: MemoryService, user_id: str) -> Iterator[str]:
             }, ensure_ascii=False)
 
 
-def import_jsonl(memory: MemoryService, user_id: str, lines: Iterable[str],
+def import_jsonl(memories: Memories, user_id: str, lines: Iterable[str],
                  progress: Progress | None = None) -> ImportReport:
     """Import JSON lines (see the module docstring); returns what was added, merged and skipped, and why."""
     report = ImportReport()
@@ -121,20 +131,20 @@ def import_jsonl(memory: MemoryService, user_id: str, lines: Iterable[str],
         except InvalidInput as exc:
             report.skipped.append((number, str(exc)))
     total = len(entries)
-    existing = _existing(memory, user_id)
-    taken = _taken_elsewhere(memory, user_id, [e.memory_id for e in entries if e.memory_id])
+    existing = _existing(memories, user_id)
+    taken = _taken_elsewhere(memories, user_id, [e.memory_id for e in entries if e.memory_id])
     pending = _recognise(entries, existing, taken)
     done = total - len(pending)
     if progress is not None:
         progress(done, total)
     if pending:
-        pools = _existing_pools(memory, user_id, existing, {e.kind for e in pending})
+        pools = _existing_pools(memories, user_id, existing, {e.kind for e in pending})
         # Embed shortest first, so each model batch holds texts of similar length (less padding), then
         # decide merges in file order.
         by_length = sorted(pending, key=lambda e: len(e.content))
         for start in range(0, len(by_length), _BATCH):
             batch = by_length[start : start + _BATCH]
-            for entry, vector in zip(batch, memory.indexer.embedder.embed([e.content for e in batch]), strict=True):
+            for entry, vector in zip(batch, memories.indexer.embedder.embed([e.content for e in batch]), strict=True):
                 entry.vector = np.asarray(vector, dtype=np.float32)
             done += len(batch)
             if progress is not None:
@@ -144,7 +154,7 @@ def import_jsonl(memory: MemoryService, user_id: str, lines: Iterable[str],
             for kind in {e.kind for e in batch}:
                 same = [e for e in batch if e.kind == kind]
                 _merge_near(pools.setdefault(kind, _Pool()), same, np.vstack([e.vector for e in same]))
-    _write(memory, user_id, entries, existing, report)
+    _write(memories, user_id, entries, existing, report)
     return report
 
 
@@ -166,7 +176,7 @@ def _parse(line: int, raw: str) -> _Entry:
         raise InvalidInput("session memories belong to one connection and are not imported")
     check_choice("scope", scope, ("long_term",))
     kind = item.get("kind", "note")
-    check_choice("kind", kind if isinstance(kind, str) else repr(kind), KINDS)
+    check_choice("kind", kind if isinstance(kind, str) else repr(kind), MEMORY_KINDS)
     tags = item.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise InvalidInput("tags must be a list of strings")
@@ -198,20 +208,20 @@ def _time(value: Any) -> str | None:
     return value if isinstance(value, str) and _TIME.match(value) else None
 
 
-def _existing(memory: MemoryService, user_id: str) -> dict[str, dict[str, Any]]:
-    rows = memory.store.query(
+def _existing(memories: Memories, user_id: str) -> dict[str, dict[str, Any]]:
+    rows = memories.store.query(
         "SELECT id, content, kind, tags, pinned FROM memories WHERE user_id = ? AND scope = 'long_term'",
         [user_id],
     )
     return {row["id"]: row for row in rows}
 
 
-def _taken_elsewhere(memory: MemoryService, user_id: str, ids: list[str]) -> set[str]:
+def _taken_elsewhere(memories: Memories, user_id: str, ids: list[str]) -> set[str]:
     """Ids that belong to another user (memory ids are unique across users): those lines get new ids."""
     taken: set[str] = set()
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        rows = memory.store.query(
+        rows = memories.store.query(
             f"SELECT id FROM memories WHERE user_id != ? AND id IN ({','.join('?' * len(chunk))})",
             [user_id, *chunk],
         )
@@ -267,17 +277,17 @@ class _Pool:
         return vectors @ self.matrix[: len(self.owners)].T
 
 
-def _existing_pools(memory: MemoryService, user_id: str, existing: dict[str, dict[str, Any]],
+def _existing_pools(memories: Memories, user_id: str, existing: dict[str, dict[str, Any]],
                     kinds: set[str]) -> dict[str, _Pool]:
     """Per kind, the user's memory vectors: read back from the index where we hold it, else embedded."""
     wanted = {memory_id: row for memory_id, row in existing.items() if row["kind"] in kinds}
     if not wanted:
         return {}
-    stored = memory.indexer.stored_vectors(user_id, "memories")
+    stored = memories.indexer.stored_vectors(user_id, "memories")
     missing = [memory_id for memory_id in wanted if memory_id not in stored]
     for start in range(0, len(missing), _BATCH):
         chunk = missing[start : start + _BATCH]
-        stored.update(zip(chunk, memory.indexer.embedder.embed([wanted[i]["content"] for i in chunk]), strict=True))
+        stored.update(zip(chunk, memories.indexer.embedder.embed([wanted[i]["content"] for i in chunk]), strict=True))
     pools: dict[str, _Pool] = {}
     for kind in kinds:
         ids: list[str | _Entry] = [memory_id for memory_id, row in wanted.items() if row["kind"] == kind]
@@ -316,7 +326,7 @@ def _root(entry: _Entry) -> str | _Entry:
     return target
 
 
-def _write(memory: MemoryService, user_id: str, entries: list[_Entry],
+def _write(memories: Memories, user_id: str, entries: list[_Entry],
            existing: dict[str, dict[str, Any]], report: ImportReport) -> None:
     added = [e for e in entries if e.into is None]
     for entry in added:
@@ -336,7 +346,7 @@ def _write(memory: MemoryService, user_id: str, entries: list[_Entry],
         state["tags"] = merge_tags(state["tags"], entry.tags)
         state["pinned"] = state["pinned"] or entry.pinned
     now = now_iso()
-    with memory.store.write() as db:
+    with memories.store.write() as db:
         for memory_id, state in changes.items():
             row = existing[memory_id]
             if state["tags"] == json.loads(row["tags"] or "[]") and state["pinned"] == bool(row["pinned"]):
@@ -345,7 +355,7 @@ def _write(memory: MemoryService, user_id: str, entries: list[_Entry],
                                                     "pinned": int(state["pinned"]), "updated_at": now})
     for start in range(0, len(added), 500):
         chunk = added[start : start + 500]
-        with memory.store.write() as db:
+        with memories.store.write() as db:
             db.table("memories").insert_all(
                 [{"id": e.memory_id, "user_id": user_id, "session_id": None, "content": e.content, "kind": e.kind,
                   "scope": "long_term", "tags": json.dumps(e.tags), "pinned": int(e.pinned),
@@ -355,8 +365,8 @@ def _write(memory: MemoryService, user_id: str, entries: list[_Entry],
             )
             for e in chunk:
                 assert e.memory_id is not None
-                memory.indexer.enqueue(db, user_id, "memories", e.memory_id, "upsert", e.content)
-        memory.indexer.index_embedded(
+                memories.indexer.enqueue(db, user_id, "memories", e.memory_id, "upsert", e.content)
+        memories.indexer.index_embedded(
             user_id, "memories",
             {e.memory_id: (e.content, [float(x) for x in e.vector]) for e in chunk if e.memory_id},
         )

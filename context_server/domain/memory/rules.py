@@ -9,19 +9,24 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from context_server.domain.memory.scope import ALWAYS, StyleScope, read_style
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
 from context_server.domain.text import sanitise
 from context_server.errors import InvalidInput
 
+if TYPE_CHECKING:
+    from context_server.domain.memory.scope import StyleScope
+
 __all__ = [
-    "KINDS",
     "MAX_CONTENT",
     "MAX_LIST",
     "MAX_SEARCH",
     "MAX_TAGS",
     "MAX_TAG_CHARS",
+    "MEMORY_KINDS",
     "SCOPES",
     "Memory",
     "SaveResult",
@@ -33,7 +38,7 @@ __all__ = [
     "visibility_sql",
 ]
 
-KINDS = ("style", "preference", "fact", "note")
+MEMORY_KINDS = ("style", "preference", "fact", "note")
 SCOPES = ("long_term", "session")
 MAX_CONTENT = 2000
 MAX_TAGS = 20
@@ -42,8 +47,12 @@ MAX_LIST = 200
 MAX_SEARCH = 50
 
 
-@dataclass(frozen=True)
-class Memory:
+class Memory(BaseModel):
+    """One memory as the domain returns it and as the memory tools show it (their output schema): the fields
+    of `get_all_memories`, plus `session_id` and `replaces`, which tool results leave out."""
+
+    model_config = ConfigDict(frozen=True)
+
     memory_id: str
     content: str
     kind: str
@@ -53,11 +62,11 @@ class Memory:
     created_at: str
     updated_at: str
     use_count: int
-    last_used_at: str | None
-    session_id: str | None = None
-    replaces: str | None = None
+    last_used_at: str | None = None
+    session_id: SkipJsonSchema[str | None] = Field(None, exclude=True)
+    replaces: SkipJsonSchema[str | None] = Field(None, exclude=True)
     score: float | None = None
-    applies_to: str | None = None
+    applies_to: str | None = Field(None, description='Styles only: "always" or the subject it is for ("logos").')
 
     @property
     def placement(self) -> str | None:
@@ -66,7 +75,8 @@ class Memory:
 
     @classmethod
     def from_row(cls, row: dict[str, Any], score: float | None = None) -> Memory:
-        return cls(
+        """Trusts the row (SQLite holds only what `save` checked): no validation, as cheap as a dataclass."""
+        return cls.model_construct(
             memory_id=row["id"],
             content=row["content"],
             kind=row["kind"],
@@ -100,12 +110,28 @@ def effective_applies_to(row: dict[str, Any]) -> str | None:
     if row["kind"] != "style":
         return None
     if row["pinned"]:
-        return ALWAYS
-    return row.get("applies_to") or read_style(row["content"]).applies_to
+        return _always()
+    return row.get("applies_to") or _read_style(row["content"]).applies_to
 
 
 def _scope(memory: Memory) -> StyleScope:
-    return read_style(memory.content, memory.applies_to)
+    return _read_style(memory.content, memory.applies_to)
+
+
+# `scope` is imported on first use: the memory tools' output schema needs `Memory` before the server's
+# first answer, and `scope` loads the lexicon, which only reading a memory needs.
+
+
+def _read_style(content: str, applies_to: str | None = None) -> StyleScope:
+    from context_server.domain.memory.scope import read_style
+
+    return read_style(content, applies_to)
+
+
+def _always() -> str:
+    from context_server.domain.memory.scope import ALWAYS
+
+    return ALWAYS
 
 
 def visibility_sql(scope: str | None, session_id: str | None, params: list[Any], column: str = "") -> str:

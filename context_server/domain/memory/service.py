@@ -2,7 +2,7 @@
 
 Every method takes the `user_id` first and only ever touches that user's rows; another user's memory id
 raises `NotFound` exactly like an id that does not exist. Every write commits the row and its outbox entry
-in one `store.write()` transaction, then drains the outbox best-effort (see `domain/indexing.py`).
+in one `store.write()` transaction, then drains the outbox best-effort (see `domain/search/outbox.py`).
 
 Near-duplicates (same user, same kind, same scope, and for session memories the same session) are merged
 instead of stored twice. Two memories are "near" when either
@@ -38,9 +38,9 @@ from typing import Any
 from context_server.adapters.embedder import EmbedderUnavailable, cosine
 from context_server.adapters.store import Store, now_iso
 from context_server.domain.memory.rules import (
-    KINDS,
     MAX_LIST,
     MAX_SEARCH,
+    MEMORY_KINDS,
     SCOPES,
     Memory,
     SaveResult,
@@ -57,7 +57,7 @@ from context_server.domain.search.indexing import Indexer
 from context_server.domain.text import fts_query, normalise_for_match, sanitise
 from context_server.errors import InvalidInput, NotFound
 
-__all__ = ["KINDS", "MERGE_SIMILARITY", "SCOPES", "Memory", "MemoryService", "SaveResult", "scope_columns"]
+__all__ = ["MEMORY_KINDS", "MERGE_SIMILARITY", "SCOPES", "Memories", "Memory", "SaveResult", "scope_columns"]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ _MERGE_CANDIDATES = 10
 MemoryPage = tuple[list[Memory], str | None]
 
 
-class MemoryService:
+class Memories:
     def __init__(self, store: Store, indexer: Indexer) -> None:
         self.store = store
         self.indexer = indexer
@@ -91,7 +91,7 @@ class MemoryService:
         applies_to: str | None = None,
     ) -> SaveResult:
         text = check_content(content)
-        check_choice("kind", kind, KINDS)
+        check_choice("kind", kind, MEMORY_KINDS)
         scoping = scope_columns(text, kind, applies_to)
         check_choice("scope", scope, SCOPES)
         clean_tags = check_tags(tags)
@@ -166,7 +166,7 @@ class MemoryService:
         if content is not None:
             changes["content"] = check_content(content)
         if kind is not None:
-            changes["kind"] = check_choice("kind", kind, KINDS)
+            changes["kind"] = check_choice("kind", kind, MEMORY_KINDS)
         if tags is not None:
             changes["tags"] = json.dumps(check_tags(tags))
         if pinned is not None:
@@ -240,7 +240,7 @@ class MemoryService:
     ) -> MemoryPage:
         """Newest first. Without `scope`: long-term memories plus this session's. `next_cursor` is opaque."""
         if kind is not None:
-            check_choice("kind", kind, KINDS)
+            check_choice("kind", kind, MEMORY_KINDS)
         if scope is not None:
             check_choice("scope", scope, SCOPES)
         if not 1 <= limit <= MAX_LIST:
@@ -272,7 +272,7 @@ class MemoryService:
         rows = self.store.query(
             f"SELECT * FROM memories WHERE user_id = ? AND {scope} AND kind = ? AND pinned = 1 "
             "ORDER BY created_at DESC, id DESC",
-            [*params, check_choice("kind", kind, KINDS)],
+            [*params, check_choice("kind", kind, MEMORY_KINDS)],
         )
         return [Memory.from_row(row) for row in rows]
 
@@ -287,7 +287,7 @@ class MemoryService:
         if not 1 <= limit <= MAX_SEARCH:
             raise InvalidInput(f"limit must be between 1 and {MAX_SEARCH}, got {limit}")
         if kind is not None:
-            check_choice("kind", kind, KINDS)
+            check_choice("kind", kind, MEMORY_KINDS)
         where = {"kind": kind} if kind else None
         hits = dict(self.indexer.search(user_id, "memories", text, limit, where=where, min_score=min_score))
         found = [Memory.from_row(row, hits[row["id"]]) for row in self._rows(user_id, hits)]

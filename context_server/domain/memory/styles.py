@@ -218,8 +218,10 @@ def fill_style_keys(store: Store, batch: int = 500) -> int:
     version = lexicon().version
     seen = store.one("select value from index_meta where key = 'style_keys_lexicon'")
     if seen is not None and seen["value"] != version:
+        users = [r["user_id"] for r in store.query("select distinct user_id from memories where kind = 'style'")]
         with store.write() as db:
-            db.execute("update memories set subject_keys = null where kind = 'style'")
+            for user in users:
+                db.execute("update memories set subject_keys = null where user_id = ? and kind = 'style'", [user])
     done = 0
     while True:
         rows = store.query("select id, user_id, content, applies_to, placement, prompt_phrase from memories "

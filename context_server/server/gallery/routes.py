@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from context_server.domain.memory.io import export_jsonl
-from context_server.domain.memory.rules import KINDS
+from context_server.domain.memory.rules import MEMORY_KINDS
 from context_server.domain.templates.format import parse_template_text
 from context_server.errors import ContextServerError, InvalidInput, NotFound
 from context_server.server.gallery.auth import GalleryAuth
@@ -39,6 +39,7 @@ from context_server.server.gallery.pages import (
 
 if TYPE_CHECKING:
     from context_server.app import App
+    from context_server.domain.images import ImageRow
 
 __all__ = ["build_gallery"]
 
@@ -122,7 +123,7 @@ def build_gallery(app: App, auth: GalleryAuth) -> Starlette:
 
     # --- images --------------------------------------------------------------------------------------
 
-    def thumb(row: dict[str, Any], extra: str = "") -> str:
+    def thumb(row: ImageRow, extra: str = "") -> str:
         return (f'<li><a href="{url("/images/" + row["id"])}"><img src="{url("/images/" + row["id"] + "/file", width=384, format="jpeg")}" '
                 f'alt="{e(row["prompt"])}" width="{row["width"]}" height="{row["height"]}" loading="lazy"></a>'
                 f'<p>{e(row["prompt"][:140])}</p><p class="muted">{e(row["created_at"][:16].replace("T", " "))}{extra}</p></li>')
@@ -206,7 +207,7 @@ def build_gallery(app: App, auth: GalleryAuth) -> Starlette:
     # --- memories ------------------------------------------------------------------------------------
 
     def memory_item(m: Any, back: str) -> str:
-        kinds = "".join(f'<option{" selected" if k == m.kind else ""}>{k}</option>' for k in KINDS)
+        kinds = "".join(f'<option{" selected" if k == m.kind else ""}>{k}</option>' for k in MEMORY_KINDS)
         return (
             f'<li class="memory" id="m-{e(m.memory_id)}"><p><strong>{e(m.content)}</strong></p>'
             f'<p class="muted">{e(m.kind)}{" · pinned" if m.pinned else ""} · <code>{e(m.memory_id)}</code> · used '
@@ -224,20 +225,20 @@ def build_gallery(app: App, auth: GalleryAuth) -> Starlette:
     async def memories(request: Request, user: str) -> Response:
         query = request.query_params.get("q", "").strip()
         kind = request.query_params.get("kind") or None
-        if kind is not None and kind not in KINDS:
+        if kind is not None and kind not in MEMORY_KINDS:
             kind = None
         cursor = request.query_params.get("cursor") or None
         back = url("/memories", q=query or None, kind=kind)
-        options = "".join(f'<option value="{k}"{" selected" if k == kind else ""}>{k}</option>' for k in KINDS)
+        options = "".join(f'<option value="{k}"{" selected" if k == kind else ""}>{k}</option>' for k in MEMORY_KINDS)
         form = (f'<form role="search" method="get" action="{url("/memories")}" class="row">'
                 f'<label for="mq">Search by meaning</label><input id="mq" name="q" value="{e(query)}">'
                 f'<label for="mk">Kind</label><select id="mk" name="kind"><option value="">any</option>{options}</select>'
                 f'<button>Show</button> <a href="{url("/memories/export")}" download="memories.jsonl">Export (JSONL)</a></form>')
         more = ""
         if query:
-            found = await run(lambda: app.memory.search(user, query, limit=50, kind=kind))
+            found = await run(lambda: app.memories.search(user, query, limit=50, kind=kind))
         else:
-            found, nxt = await run(lambda: app.memory.list(user, kind=kind, scope="long_term", limit=50, cursor=cursor))
+            found, nxt = await run(lambda: app.memories.list(user, kind=kind, scope="long_term", limit=50, cursor=cursor))
             if nxt:
                 more = f'<p><a href="{url("/memories", kind=kind, cursor=nxt)}">Older memories</a></p>'
         items = "".join(memory_item(m, back) for m in found)
@@ -250,12 +251,12 @@ def build_gallery(app: App, auth: GalleryAuth) -> Starlette:
         memory_id = request.path_params["memory_id"]
         pinned = form.get("pinned") == "1"
         await write("pin_memory" if pinned else "unpin_memory", user,
-                    lambda: app.memory.update(user, memory_id, pinned=pinned))
+                    lambda: app.memories.update(user, memory_id, pinned=pinned))
         return RedirectResponse(_with_msg(_safe_next(form.get("next"), url("/memories")), "pinned" if pinned else "unpinned"), 303)
 
     async def memory_delete(request: Request, user: str) -> Response:
         form = await request.form()
-        await write("delete_memory", user, lambda: app.memory.delete(user, request.path_params["memory_id"]))
+        await write("delete_memory", user, lambda: app.memories.delete(user, request.path_params["memory_id"]))
         return RedirectResponse(_with_msg(_safe_next(form.get("next"), url("/memories")), "forgotten"), 303)
 
     async def memory_edit(request: Request, user: str) -> Response:
@@ -263,16 +264,16 @@ def build_gallery(app: App, auth: GalleryAuth) -> Starlette:
         memory_id = request.path_params["memory_id"]
         tags = [t.strip() for t in str(form.get("tags", "")).split(",") if t.strip()]
         try:
-            await write("update_memory", user, lambda: app.memory.update(
+            await write("update_memory", user, lambda: app.memories.update(
                 user, memory_id, content=str(form.get("content", "")), kind=str(form.get("kind", "")) or None, tags=tags))
         except InvalidInput as exc:
-            m = await run(app.memory.get, user, memory_id)
+            m = await run(app.memories.get, user, memory_id)
             return page(request, user, "Memories", f'<p class="error" role="alert">{e(exc)}</p><ul style="list-style:none;padding:0">'
                         + memory_item(m, url("/memories")) + "</ul>", "Memories", 400)
         return RedirectResponse(_with_msg(_safe_next(form.get("next"), url("/memories")), "updated"), 303)
 
     async def memory_export(request: Request, user: str) -> Response:
-        lines = await run(lambda: [line + "\n" for line in export_jsonl(app.memory, user)])
+        lines = await run(lambda: [line + "\n" for line in export_jsonl(app.memories, user)])
         return StreamingResponse(iter(lines), media_type="application/x-ndjson",
                                  headers={"Content-Disposition": 'attachment; filename="memories.jsonl"'})
 
