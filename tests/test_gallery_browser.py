@@ -80,11 +80,19 @@ def accessible(page: Any, frame: Any | None = None) -> None:
     assert not violations, json.dumps(violations, indent=2)
 
 
+def assert_image_loads(page: Any, selector: str) -> None:
+    """The first image matching `selector` is decoded, as a user would see it. Polled (up to 15 s): the grid's
+    images load lazily, and on a busy CI machine after the page's load event; a broken image never passes."""
+    page.wait_for_function(
+        "sel => { const img = document.querySelector(sel); return !!img && img.complete && img.naturalWidth > 0 }",
+        arg=selector, timeout=15000)
+
+
 def test_browse_and_search_images(page: Any, site: dict[str, Any]) -> None:
     sign_in(page, site)
     grid = page.locator("#images")
     assert LIGHTHOUSE in grid.inner_text() and FOX in grid.inner_text()
-    assert page.locator("#images img").first.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert_image_loads(page, "#images img")
     shot(page, "gallery-images")
     accessible(page)
     page.get_by_label("Search by meaning").fill("a beacon by the sea")
@@ -102,7 +110,7 @@ def test_open_an_image_and_its_receipt(page: Any, site: dict[str, Any]) -> None:
     assert page.locator("#final-prompt").inner_text() == site["lighthouse"]["final_prompt"]
     receipt = page.locator("#receipt")
     assert WATERCOLOUR in receipt.inner_text() and site["watercolour"] in receipt.inner_text()
-    assert page.locator("#image").evaluate("img => img.naturalWidth > 0")
+    assert_image_loads(page, "#image")
     shot(page, "gallery-image")
     accessible(page)
 
