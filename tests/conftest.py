@@ -70,6 +70,17 @@ async def app(make_settings: Callable[..., Settings], embedder: Embedder) -> Asy
 
 
 @pytest.fixture
+async def two_users(app: App) -> AsyncIterator[tuple[Any, str, str]]:
+    """Alice and Bob, each with a bearer token, on one HTTP server: (server, alice's token, bob's token)."""
+    from .http_support import serve  # only the HTTP tests load uvicorn
+
+    _, alice = app.users.add("alice")
+    _, bob = app.users.add("bob")
+    async with serve(app) as server:
+        yield server, alice, bob
+
+
+@pytest.fixture
 async def client(app: App) -> AsyncIterator[Client]:
     async with Client(build_server(app)) as c:
         yield c

@@ -7,7 +7,6 @@ The browser tests (tests/test_gallery_browser.py) click through the same pages i
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -16,19 +15,11 @@ from context_server.app import App
 from context_server.server.gallery import COOKIE, local_gallery_app
 
 from .conftest import call
-from .http_support import RunningServer, serve
+from .http_support import RunningServer
 
 pytestmark = pytest.mark.anyio
 
 CANARY = "CANARYgq4"
-
-
-@pytest.fixture
-async def two_users(app: App) -> AsyncIterator[tuple[RunningServer, str, str]]:
-    _, alice = app.users.add("alice")
-    _, bob = app.users.add("bob")
-    async with serve(app) as server:
-        yield server, alice, bob
 
 
 def gallery(server: RunningServer, token: str | None = None) -> httpx.AsyncClient:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,7 +23,7 @@ from mcp.types import PromptReference, ResourceTemplateReference
 
 from context_server.app import App
 
-from .http_support import RunningServer, serve
+from .http_support import RunningServer
 
 pytestmark = pytest.mark.anyio
 
@@ -156,14 +155,6 @@ def missing_like(ids: dict[str, str]) -> dict[str, str]:
     """Ids of the same shape that exist nowhere, so error texts can be compared character for character."""
     return {key: ("canaryzq7-" + secrets.token_hex(3)) if key == "template" else secrets.token_hex(len(value) // 2)
             for key, value in ids.items()}
-
-
-@pytest.fixture
-async def two_users(app: App) -> AsyncIterator[tuple[RunningServer, str, str]]:
-    _, alice = app.users.add("alice")
-    _, bob = app.users.add("bob")
-    async with serve(app) as server:
-        yield server, alice, bob
 
 
 async def test_bob_cannot_reach_anything_of_alices(two_users: tuple[RunningServer, str, str], app: App) -> None:

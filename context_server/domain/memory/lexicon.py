@@ -18,12 +18,17 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
-__all__ = ["Analysis", "Lexicon", "Unit", "lexicon", "tokens"]
+if TYPE_CHECKING:
+    from context_server.adapters.store import Store
+
+__all__ = ["Analysis", "Lexicon", "Unit", "described_with_lexicon", "lexicon", "tokens"]
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 _MAX_UNIT_WORDS = 4
@@ -191,3 +196,20 @@ def lexicon() -> Lexicon:
     """The shipped lexicon, read once per process (about 60 ms)."""
     raw = resources.files("context_server").joinpath("data/lexicon.json.gz").read_bytes()
     return Lexicon(json.loads(gzip.decompress(raw)))
+
+
+@contextmanager
+def described_with_lexicon(store: Store, key: str, table: str, column: str, rows: str = "1 = 1") -> Iterator[None]:
+    """For a fill of stored descriptions (`column` of `table`, for the `rows` condition) made with the
+    lexicon: when they were made under another lexicon version (recorded in `index_meta` under `key`),
+    clear them user by user first, so the fill in the block makes them again; record this version after."""
+    version = lexicon().version
+    seen = store.one("select value from index_meta where key = ?", [key])
+    if seen is not None and seen["value"] != version:
+        users = [r["user_id"] for r in store.query(f"select distinct user_id from {table} where {rows}")]
+        with store.write() as db:
+            for user in users:
+                db.execute(f"update {table} set {column} = null where user_id = ? and {rows}", [user])
+    yield
+    with store.write() as db:
+        db.execute("insert or replace into index_meta(key, value) values (?, ?)", [key, version])

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from context_server.adapters.store import Store
-from context_server.domain.memory.lexicon import Analysis, Unit, lexicon
+from context_server.domain.memory.lexicon import Analysis, Unit, described_with_lexicon, lexicon
 from context_server.domain.memory.phrases import Phrase, parse_phrase
 from context_server.domain.sessions import Session
 from context_server.errors import InvalidInput, NotFound
@@ -84,25 +84,15 @@ def fill_subjects(store: Store, batch: int = 500) -> int:
     many. Runs in the server's warm-up; until it has, those rows are checked one by one when resolving."""
     lex = lexicon()
     done = 0
-    seen = store.one("select value from index_meta where key = 'subjects_lexicon'")
-    if seen is not None and seen["value"] != lex.version:
-        users = [r["user_id"] for r in store.query("select distinct user_id from images")]
-        with store.write() as db:
-            for user in users:
-                db.execute("update images set subjects = null where user_id = ?", [user])
-    while True:
-        rows = store.query("select rowid, id, user_id, prompt, parent_id, search_text from images "
-                           "where subjects is null order by rowid limit ?", [batch])
-        if not rows:
-            break
-        with store.write() as db:
-            for row in rows:
-                text = row["search_text"] or row["prompt"] or ""
-                db.execute("update images set search_text = ?, subjects = ? where rowid = ? and user_id = ?",
-                           [text, subjects_text(lex.analyse(text)), row["rowid"], row["user_id"]])
-        done += len(rows)
-    with store.write() as db:
-        db.execute("insert or replace into index_meta(key, value) values ('subjects_lexicon', ?)", [lex.version])
+    with described_with_lexicon(store, "subjects_lexicon", "images", "subjects"):
+        while rows := store.query("select rowid, id, user_id, prompt, parent_id, search_text from images "
+                                  "where subjects is null order by rowid limit ?", [batch]):
+            with store.write() as db:
+                for row in rows:
+                    text = row["search_text"] or row["prompt"] or ""
+                    db.execute("update images set search_text = ?, subjects = ? where rowid = ? and user_id = ?",
+                               [text, subjects_text(lex.analyse(text)), row["rowid"], row["user_id"]])
+            done += len(rows)
     return done
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from context_server.adapters.store import Store
-from context_server.domain.memory.lexicon import Analysis, lexicon
+from context_server.domain.memory.lexicon import Analysis, described_with_lexicon, lexicon
 from context_server.domain.memory.rules import visibility_sql
 from context_server.domain.memory.scope import ALWAYS, StyleScope, read_style, subject_keys, subject_parts
 from context_server.models import AppliedStyle, LeftOutStyle
@@ -163,9 +163,13 @@ class StyleSelector:
             style = _read(row)
             picked.append((_order(row), subject, _applied(row, style, f"the prompt is about {style.applies_to}")))
         picked.sort(key=lambda p: p[0], reverse=True)  # pinned first, then newest first
-        # the newest subject styles up to the strength's cap, wherever they were found
-        capped = [p for p in picked if p[1] == subject][rule.max_subject:]
-        return _resolve_conflicts([(tier, style) for p in picked if p not in capped for _, tier, style in [p]])
+        kept: list[tuple[int, AppliedStyle]] = []
+        subjects = 0
+        for _, level, applied in picked:  # the newest subject styles up to the strength's cap, wherever found
+            subjects += level == subject
+            if level != subject or subjects <= rule.max_subject:
+                kept.append((level, applied))
+        return _resolve_conflicts(kept)
 
     def _about(self, user_id: str, session_id: str, analysis: Analysis, wanted: int) -> list[dict[str, Any]]:
         """The newest keyed subject styles the prompt is about, at most `wanted`."""
@@ -181,7 +185,7 @@ class StyleSelector:
                 f"SELECT {', '.join('m.' + c for c in self._COLUMNS.split(', '))} FROM memories m "
                 f"WHERE m.id IN (SELECT memory_id FROM style_subjects WHERE user_id = ? "
                 f"AND key IN ({','.join('?' * len(keys))})) AND +m.user_id = ? AND +m.kind = 'style' "
-                f"AND NOT ({self._GENERAL.replace('kind = ', 'm.kind = ')}) AND {visible} "
+                f"AND NOT ({self._GENERAL}) AND {visible} "
                 f"ORDER BY m.pinned DESC, m.updated_at DESC, m.id DESC LIMIT {page} OFFSET {offset}", params)
             # (+ keeps SQLite on the ids found, not on a scan of the user's styles.) A word key only says
             # the subject's first word is in the prompt: check the whole subject.
@@ -215,29 +219,18 @@ def _applied(row: dict[str, Any], style: StyleScope, why: str) -> AppliedStyle:
 def fill_style_keys(store: Store, batch: int = 500) -> int:
     """Store the scope and `subject_keys` of styles saved before they were (or under another lexicon
     version); returns how many. Runs in the server's warm-up."""
-    version = lexicon().version
-    seen = store.one("select value from index_meta where key = 'style_keys_lexicon'")
-    if seen is not None and seen["value"] != version:
-        users = [r["user_id"] for r in store.query("select distinct user_id from memories where kind = 'style'")]
-        with store.write() as db:
-            for user in users:
-                db.execute("update memories set subject_keys = null where user_id = ? and kind = 'style'", [user])
     done = 0
-    while True:
-        rows = store.query("select id, user_id, content, applies_to, placement, prompt_phrase from memories "
-                           "where kind = 'style' and subject_keys is null limit ?", [batch])
-        if not rows:
-            break
-        with store.write() as db:
-            for row in rows:
-                style = _read({**row, "pinned": 0, "updated_at": "", "scope": "", "subject_keys": None})
-                db.execute("update memories set applies_to = ?, placement = ?, prompt_phrase = ?, subject_keys = ? "
-                           "where id = ? and user_id = ?",
-                           [style.applies_to, style.placement, style.phrase, subject_keys(style.applies_to),
-                            row["id"], row["user_id"]])
-        done += len(rows)
-    with store.write() as db:
-        db.execute("insert or replace into index_meta(key, value) values ('style_keys_lexicon', ?)", [version])
+    with described_with_lexicon(store, "style_keys_lexicon", "memories", "subject_keys", rows="kind = 'style'"):
+        while rows := store.query("select id, user_id, content, applies_to, placement, prompt_phrase from memories "
+                                  "where kind = 'style' and subject_keys is null limit ?", [batch]):
+            with store.write() as db:
+                for row in rows:
+                    style = _read(row)
+                    db.execute("update memories set applies_to = ?, placement = ?, prompt_phrase = ?, "
+                               "subject_keys = ? where id = ? and user_id = ?",
+                               [style.applies_to, style.placement, style.phrase, subject_keys(style.applies_to),
+                                row["id"], row["user_id"]])
+            done += len(rows)
     return done
 
 
