@@ -53,7 +53,8 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from contextlib import AsyncExitStack
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -72,6 +73,11 @@ SETTLE_TIMEOUT = 60.0
 SIZE = 64
 PROBE_PROMPT = "a new version of it"
 LOCAL_HOUR = 15
+
+
+#: Opens a client on a server given that server's environment (CONTEXT_SERVER_HOME, CONTEXT_SERVER_USER, TZ,
+#: ...); None: the installed server over stdio. The suite passes one that runs the server in its own process.
+Connect = Callable[[dict[str, str]], AbstractAsyncContextManager[Client]]
 
 
 class SetupError(Exception):
@@ -125,20 +131,24 @@ def when_to_utc(spec: str, offset: int, now: datetime | None = None) -> str:
 class Server:
     """The installed server over stdio on one data directory; `restart` starts a new process (new session)."""
 
-    def __init__(self, home: Path, offset: int, checkout: Path | None = None) -> None:
+    def __init__(self, home: Path, offset: int, checkout: Path | None = None, connect: Connect | None = None) -> None:
         self.home = home
         self.offset = offset
         self.checkout = checkout
+        self.connect = connect
         self.user = "local"
         self.stack: AsyncExitStack | None = None
         self.client: Client | None = None
         self.pending_times: dict[str, str] = {}
         self.dirty = False
 
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "CONTEXT_SERVER_HOME": str(self.home), "CONTEXT_SERVER_USER": self.user,
+                "CONTEXT_SERVER_LOG_LEVEL": "ERROR", "CONTEXT_SERVER_RATE_LIMIT_PER_MINUTE": "0",
+                "TZ": posix_tz(self.offset)}
+
     def params(self) -> StdioServerParameters:
-        env = {**os.environ, "CONTEXT_SERVER_HOME": str(self.home), "CONTEXT_SERVER_USER": self.user,
-               "CONTEXT_SERVER_LOG_LEVEL": "ERROR", "CONTEXT_SERVER_RATE_LIMIT_PER_MINUTE": "0",
-               "TZ": posix_tz(self.offset)}
+        env = self.env()
         if self.checkout is not None:  # the tests run their own checkout, as conftest's stdio_server does
             env["PYTHONPATH"] = str(self.checkout)
             return StdioServerParameters(command=sys.executable, args=["-m", "context_server.cli"],
@@ -153,7 +163,8 @@ class Server:
         # client's own read timeout bounds the handshake instead.
         self.stack = AsyncExitStack()
         self.client = await self.stack.enter_async_context(
-            Client(self.params(), read_timeout_seconds=START_TIMEOUT))
+            Client(self.params(), read_timeout_seconds=START_TIMEOUT) if self.connect is None
+            else self.connect(self.env()))
         with anyio.fail_after(START_TIMEOUT):
             await self.client.list_tools()
         self.dirty = True
@@ -247,13 +258,14 @@ class RefResult:
     detail: str = ""
 
 
-async def run_history(history: dict[str, Any], offset: int, checkout: Path | None = None) -> list[RefResult]:
+async def run_history(history: dict[str, Any], offset: int, checkout: Path | None = None,
+                      connect: Connect | None = None) -> list[RefResult]:
     name = history["name"]
     results: list[RefResult] = []
     ids: dict[str, str] = {}
     broken = ""
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
-        server = Server(Path(tmp) / "home", offset, checkout)
+        server = Server(Path(tmp) / "home", offset, checkout, connect)
         try:
             await server.start()
         except Exception as exc:
@@ -358,15 +370,15 @@ class Saved:
     neg: list[str]
 
 
-async def run_style_set(style_set: dict[str, Any], offset: int,
-                        checkout: Path | None = None) -> list[StyleResult]:
+async def run_style_set(style_set: dict[str, Any], offset: int, checkout: Path | None = None,
+                        connect: Connect | None = None) -> list[StyleResult]:
     name = style_set["name"]
     results: list[StyleResult] = []
     saved: dict[str, Saved] = {}
     declared: dict[str, dict[str, Any]] = {}
     broken = ""
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
-        server = Server(Path(tmp) / "home", offset, checkout)
+        server = Server(Path(tmp) / "home", offset, checkout, connect)
         try:
             await server.start()
         except Exception as exc:
@@ -552,9 +564,10 @@ async def warm_up(offset: int) -> None:
 
 
 async def evaluate(only: set[str] | None = None, *, warm: bool = True, checkout: Path | None = None,
-                   jobs: int = 1) -> tuple[list[RefResult], list[StyleResult]]:
+                   jobs: int = 1, connect: Connect | None = None) -> tuple[list[RefResult], list[StyleResult]]:
     """Run the histories and style sets (all, or those named in `only`), `jobs` at a time, each on its own
-    data directory: the installed `context-server`, or `python -m context_server.cli` from `checkout`.
+    data directory: the installed `context-server`, `python -m context_server.cli` from `checkout`, or
+    whatever `connect` opens (each restart closes the client and connects again).
     Results keep the order of the set whatever finishes first."""
     offset = local_offset()
     if warm:
@@ -568,14 +581,14 @@ async def evaluate(only: set[str] | None = None, *, warm: bool = True, checkout:
     async def one_history(i: int) -> None:
         async with limiter:
             started = time.perf_counter()
-            ref_out[i] = done = await run_history(histories[i], offset, checkout)
+            ref_out[i] = done = await run_history(histories[i], offset, checkout, connect)
             _progress(f"{histories[i]['name']}: {sum(r.ok for r in done)}/{len(done)} "
                       f"({time.perf_counter() - started:.0f} s)")
 
     async def one_style_set(i: int) -> None:
         async with limiter:
             started = time.perf_counter()
-            style_out[i] = done = await run_style_set(style_sets[i], offset, checkout)
+            style_out[i] = done = await run_style_set(style_sets[i], offset, checkout, connect)
             clean = sum(not (s.missed or s.leaked or s.pinned_missed or s.error) for s in done)
             _progress(f"{style_sets[i]['name']}: {clean}/{len(done)} clean ({time.perf_counter() - started:.0f} s)")
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +55,13 @@ MAINTAIN_EVERY_SECONDS = 10.0
 #: How often the warm-up loop looks for collections a query found uncached (copying one in takes 0.1-0.3 s
 #: of a background thread; until then Chroma answers that user's queries).
 COPY_POLL_SECONDS = 1.0
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every provider client this process makes: reading the CA bundle costs ~40 ms,
+    paid once instead of per App (the tests build hundreds)."""
+    return httpx.create_ssl_context()
 
 
 def build_indexer(settings: Settings, store: Store, embedder: Embedder) -> Indexer:
@@ -97,7 +106,7 @@ class App:
         store = Store(settings.db_path, settings.read_connections)
         store.migrate()
         files = ImageFiles(settings.images_path)
-        http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0))
+        http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), verify=_tls_context())
         # Remote image fetches get a client of their own (no base URL, no provider auth headers), made on
         # first use: most sessions never fetch a URL, and a client costs ~30 ms of start-up.
         fetch_clients: list[httpx.AsyncClient] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -77,6 +78,23 @@ async def test_the_tool_list_fits_its_budgets_and_keeps_what_a_model_needs(clien
         assert tool.output_schema and tool.output_schema["type"] == "object", tool.name
         for name, prop in tool.input_schema.get("properties", {}).items():
             assert prop.get("description") or "$ref" in prop or prop.get("items"), f"{tool.name}.{name}"
+
+
+async def test_a_server_built_after_the_first_lists_the_same_tools_and_calls_its_own_app(
+        client: Client, tmp_path: Path) -> None:
+    """Tool descriptions are built once per process (`ToolBuilder`): a later server's tools/list is the same,
+    byte for byte, and its tools act on its own App, not on the first server's."""
+    other_app = App.create(Settings.from_env({"CONTEXT_SERVER_HOME": str(tmp_path / "other")}))
+    try:
+        async with Client(build_server(other_app)) as other:
+            first, second = await client.list_tools(), await other.list_tools()
+            assert second.model_dump_json(by_alias=True) == first.model_dump_json(by_alias=True)
+            await call(other, "save_memory", content="only on the second server", kind="fact")
+            assert [m["content"] for m in (await call(other, "get_all_memories"))["memories"]] == [
+                "only on the second server"]
+            assert (await call(client, "get_all_memories"))["memories"] == []
+    finally:
+        await other_app.aclose()
 
 
 async def test_structured_content_still_validates_against_the_compacted_output_schemas(client: Client) -> None:

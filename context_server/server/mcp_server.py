@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +10,7 @@ from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
-from mcp.types import CallToolResult, GetPromptResult, InputRequiredResult, Prompt
+from mcp.types import CallToolResult, GetPromptResult, Icon, InputRequiredResult, Prompt, ToolAnnotations
 from pydantic import ValidationError
 from pydantic.networks import AnyUrl
 
@@ -20,7 +20,7 @@ from context_server.server.generation import register_tools
 from context_server.server.memory import register_memory
 from context_server.server.resources import read_image_view, register_resources
 from context_server.server.templates import list_user_prompts, register_templates, render_user_prompt
-from context_server.server.tool_list import compact_tool_schemas
+from context_server.server.tool_list import ToolBuilder
 from context_server.server.validation import explain
 from context_server.server.viewer import viewer_extension
 
@@ -62,6 +62,27 @@ class ContextServer(MCPServer[Any]):
             return create(notification_options or NotificationOptions(prompts_changed=True), *args, **kw)
 
         lowlevel.create_initialization_options = with_list_changed  # type: ignore[method-assign]
+
+    #: Tool descriptions built once per process and shared by every server built in it (`ToolBuilder`).
+    tools_built = ToolBuilder()
+
+    def add_tool(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        annotations: ToolAnnotations | None = None,
+        icons: list[Icon] | None = None,
+        meta: dict[str, Any] | None = None,
+        structured_output: bool | None = None,
+    ) -> None:
+        """The SDK's `add_tool`, with the tool's schemas compacted (`tool_list`) and built once per process."""
+        tool = self.tools_built.build(fn, name=name, title=title, description=description, annotations=annotations,
+                                      icons=icons, meta=meta, structured_output=structured_output)
+        tools = self._tool_manager._tools  # the SDK adds tools only from functions; this one is built
+        if tool.name not in tools:  # as the SDK's: the first registration under a name stays
+            tools[tool.name] = tool
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -109,7 +130,6 @@ def build_server(app: App, **kwargs: Any) -> ContextServer:
     register_resources(server, app)
     register_templates(server, app)
     register_memory(server, app)
-    compact_tool_schemas(server)
     server.middleware.append(_after_first_answer(app))
     return server
 
