@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import compileall
 import os
+import shutil
 import subprocess
 import sys
 import traceback
@@ -60,9 +61,30 @@ def make_settings(home: Path) -> Callable[..., Settings]:
     return make
 
 
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty database with every migration applied, made once per worker by `Store.migrate`."""
+    path = tmp_path_factory.mktemp("migrated") / "context.db"
+    made = Store(path)
+    made.migrate()
+    made.close()  # the last connection checkpoints the WAL into the file
+    return path
+
+
+def start_migrated(db_path: Path, migrated: Path) -> None:
+    """Put a copy of `migrated_database` at `db_path`: the `app` and `store` fixtures start from a migrated
+    empty database instead of applying every migration again (~35 ms of CPU each, hundreds of times a run).
+    Their `migrate()` still runs and finds nothing pending. Tests of a first start or of migrations make
+    their own directory (`home`, `tmp_path`)."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(migrated, db_path)
+
+
 @pytest.fixture
-async def app(make_settings: Callable[..., Settings], embedder: Embedder) -> AsyncIterator[App]:
-    application = App.create(make_settings(), embedder=embedder)
+async def app(make_settings: Callable[..., Settings], embedder: Embedder, migrated_database: Path) -> AsyncIterator[App]:
+    settings = make_settings()
+    start_migrated(settings.db_path, migrated_database)
+    application = App.create(settings, embedder=embedder)
     try:
         yield application
     finally:
@@ -209,7 +231,8 @@ def vector_index(settings: Settings, *, cache_mb: int | None = None) -> VectorIn
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
+def store(settings: Settings, migrated_database: Path) -> Iterator[Store]:
+    start_migrated(settings.db_path, migrated_database)
     db = Store(settings.db_path)
     db.migrate()
     yield db
