@@ -1,16 +1,21 @@
-"""Two stdio servers on one data directory (Claude Desktop sometimes starts two): only the first holds the
-vector index, and the second gives the same answers from its first second, references and rankings alike.
-It may be slower; it may never answer differently."""
+"""Two servers on one data directory (Claude Desktop sometimes starts two): only the first holds the vector
+index, and the second gives the same answers from its first second, references and rankings alike. It may
+be slower; it may never answer differently. The first runs in this process (`served`), the second is the
+installed command over stdio: two processes, as on a user's machine, for one process start instead of two."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import Client
 
-from .conftest import call, stdio_server
+from context_server.adapters.embedder import Embedder
+from context_server.settings import Settings
+
+from .conftest import call, served, stdio_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -35,8 +40,9 @@ async def answers(client: Client) -> dict[str, Any]:
     return got
 
 
-async def test_a_second_server_answers_like_the_one_holding_the_index_from_its_first_second(home: Path) -> None:
-    async with Client(stdio_server(home)) as first:
+async def test_a_second_server_answers_like_the_one_holding_the_index_from_its_first_second(
+        home: Path, make_settings: Callable[..., Settings], embedder: Embedder) -> None:
+    async with served(make_settings(), embedder) as first:
         await call(first, "save_memory", content="soft pastel colours, hand-drawn look", kind="style")
         await call(first, "save_memory", content="my cat is called Miso", kind="fact")
         made = [await call(first, "generate_image", prompt=p, provider="placeholder", width=64, height=64)
