@@ -171,6 +171,7 @@ class App:
             log.exception("could not describe the images and styles stored before this version; they are read one "
                           "by one")
         self.indexer.copy_early(self.settings.user)  # over stdio the one user; over HTTP the default one
+        self.indexer.start_draining()  # from here on a write's reply does not wait for Chroma
         loop = asyncio.get_running_loop()
         next_maintenance = loop.time()
         while True:
