@@ -206,4 +206,8 @@ class App:
         # the kernel releases the directory lock when the process exits, and SQLite stays the truth.
         with anyio.move_on_after(0.5):
             await anyio.to_thread.run_sync(self.indexer.close, abandon_on_cancel=True)
+        try:
+            self.audit.close()
+        except Exception:
+            log.warning("could not write the last audit rows", exc_info=True)
         self.store.close()
