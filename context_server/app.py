@@ -180,6 +180,7 @@ class App:
             log.exception("could not describe the images and styles stored before this version; they are read one "
                           "by one")
         self.indexer.copy_early(self.settings.user)  # over stdio the one user; over HTTP the default one
+        self.indexer.start_draining()  # from here on a write's reply does not wait for Chroma
         loop = asyncio.get_running_loop()
         next_maintenance = loop.time()
         while True:
@@ -214,4 +215,8 @@ class App:
         # the kernel releases the directory lock when the process exits, and SQLite stays the truth.
         with anyio.move_on_after(0.5):
             await anyio.to_thread.run_sync(self.indexer.close, abandon_on_cancel=True)
+        try:
+            self.audit.close()
+        except Exception:
+            log.warning("could not write the last audit rows", exc_info=True)
         self.store.close()

@@ -86,7 +86,8 @@ class Settings(BaseSettings):
                                      "whose profile sets none: placeholder (default), openai, stability, sd_webui "
                                      "or replicate.", "placeholder")
     embed_threads: int = Field(default_factory=_default_threads, validation_alias="CONTEXT_SERVER_EMBED_THREADS",
-                               description="Threads for torch/BLAS in the embedder (default: cores, at most 2).")
+                               description="Embedding threads: chunks of a bulk list run side by side on ONNX Runtime (each run uses "
+                                           "one thread), or torch/BLAS threads (default: cores, at most 2).")
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias="CONTEXT_SERVER_ALLOWED_HOSTS",
         description="Comma-separated Host values accepted over HTTP ('name:*' for any port); required off "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,3 +35,33 @@ def test_rows_recorded_at_once_from_many_threads_are_all_kept(tmp_path: Path) ->
     rows = audit.recent(limit=500)
     assert sorted(r["tool"] for r in rows) == sorted(f"tool{n}" for n in range(200))
     assert {r["user_id"] for r in rows if r["tool"] == "tool7"} == {"user3"}
+
+
+def test_a_call_does_not_wait_for_its_audit_row_to_be_written(tmp_path: Path) -> None:
+    """`record` queues: while another write holds the database, it still returns, and the row is written
+    once the database is free."""
+    store = Store(tmp_path / "context.db")
+    store.migrate()
+    audit = Audit(store)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_writer() -> None:
+        with store.write():
+            holding.set()
+            release.wait(30)
+
+    writer = threading.Thread(target=hold_the_writer)
+    writer.start()
+    assert holding.wait(30)
+    recorder = threading.Thread(target=audit.record, args=("ann", "search_memories", "ok", 3.0))
+    recorder.start()
+    recorder.join(10)
+    returned_while_held = not recorder.is_alive()
+    release.set()
+    writer.join(30)
+    assert returned_while_held
+    assert [(r["user_id"], r["tool"]) for r in audit.recent()] == [("ann", "search_memories")]
+    audit.record("ann", "save_memory", "ok", 1.0)
+    audit.close()  # what is queued at shutdown is written
+    assert [r["tool"] for r in Store(tmp_path / "context.db").query("select tool from audit order by id")] == [
+        "search_memories", "save_memory"]

@@ -7,11 +7,19 @@ import math
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from context_server.adapters.embedder import Embedder, EmbedderUnavailable, cosine, default_model_path
+from context_server.adapters.embedder import (
+    Embedder,
+    EmbedderUnavailable,
+    SharedBatches,
+    cosine,
+    default_model_path,
+)
 from context_server.settings import Settings
 
 
@@ -32,6 +40,57 @@ def test_batches_keep_input_order(embedder: Embedder) -> None:
     assert embedder_small == 64 and len(together) == 70
     for got, want in zip((together[0], together[65], together[69]), one_by_one, strict=True):
         assert cosine(got, want) > 0.9999
+
+
+def test_callers_that_arrive_while_the_model_is_busy_share_its_next_run(embedder: Embedder) -> None:
+    runs: list[list[str]] = []
+    first_run_started, release = threading.Event(), threading.Event()
+
+    def encode(texts: list[str]) -> list[list[float]]:
+        runs.append(texts)
+        if len(runs) == 1:  # hold the model busy until every other caller has queued
+            first_run_started.set()
+            release.wait(30)
+        return embedder.embed(texts)
+
+    batches = SharedBatches(encode, batch_size=64)
+    texts = [f"a {animal} in the {place}" for animal in ("fox", "cat", "owl") for place in ("snow", "rain", "city")]
+    got: dict[str, list[float]] = {}
+
+    def call(text: str) -> None:
+        got[text] = batches.encode([text])[0]
+
+    lone = threading.Thread(target=call, args=(texts[0],))
+    lone.start()
+    assert first_run_started.wait(30)
+    others = [threading.Thread(target=call, args=(text,)) for text in texts[1:]]
+    for thread in others:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while len(batches._queue) < len(others) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    for thread in (lone, *others):
+        thread.join(30)
+    assert runs[0] == [texts[0]]  # the first caller ran at once, alone
+    assert len(runs) == 2 and sorted(runs[1]) == sorted(texts[1:])  # the eight others shared one run
+    for text in texts:  # and each got its own text's vector
+        assert cosine(got[text], embedder.embed([text])[0]) > 0.9999
+
+
+def test_a_failed_run_fails_only_its_callers_and_the_next_run_works(embedder: Embedder) -> None:
+    calls = []
+
+    def encode(texts: list[str]) -> list[list[float]]:
+        calls.append(texts)
+        if len(calls) == 1:
+            raise RuntimeError("the model run failed")
+        return embedder.embed(texts)
+
+    batches = SharedBatches(encode, batch_size=64)
+    with pytest.raises(RuntimeError, match="the model run failed"):
+        batches.encode(["first"])
+    assert len(batches.encode(["second", "third"])) == 2
 
 
 def test_status_reports_the_loaded_model(embedder: Embedder) -> None:

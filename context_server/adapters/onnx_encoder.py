@@ -115,7 +115,15 @@ def _fuse(path: str, *, heads: int, hidden: int) -> None:
 
 
 class OnnxEncoder:
-    def __init__(self, onnx_path: Path, model_dir: Path, threads: int) -> None:
+    """One ONNX Runtime session on one intra-op thread, safe to call from several threads at once.
+
+    One thread per run, because a server's parallelism comes from its concurrent calls: with two intra-op
+    threads a lone query ran a little sooner, but each run woke and spun a second thread, and under 20
+    sessions on 2 cores the server spent about a third more CPU per call (docs/benchmarks.md, "Load").
+    Bulk work (imports, re-indexing) runs chunks side by side instead (`Embedder`).
+    """
+
+    def __init__(self, onnx_path: Path, model_dir: Path) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -124,7 +132,7 @@ class OnnxEncoder:
         self._tokenizer.enable_truncation(max_length=int(config.get("max_seq_length", 256)))
         self._tokenizer.enable_padding()
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])

@@ -388,7 +388,7 @@ class Memories:
 
     def _drain(self) -> None:
         try:
-            self.indexer.drain()
+            self.indexer.drain_soon()
         except Exception:
             log.warning("indexing after a write failed; the outbox keeps it for later", exc_info=True)
 

@@ -108,6 +108,7 @@ class IndexLifecycle(Outbox, VectorCopies):
         """Let go of the index and the lock (shutdown), so another process can take them. Work running on
         another thread (a rebuild at start-up) stops at its next step instead of being waited for to the end."""
         self._stopping = True
+        self._drain_wanted.set()  # the background drainer wakes and ends
         with self._work:
             if self._index is not None:
                 self._index.close()

@@ -18,11 +18,13 @@ Changes `_damaged` when Chroma fails (for the lifecycle to repair).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlite_utils import Database
 
+from context_server.adapters.embedder import EmbedderUnavailable
 from context_server.adapters.index import IndexDamaged, VectorIndex
 from context_server.adapters.store import now_iso
 from context_server.domain.search.fulltext import SOURCES
@@ -89,6 +91,38 @@ class Outbox(IndexState):
                         self.stored.save(db, collection, items)
                 applied += len(rows)
 
+    def drain_soon(self) -> None:
+        """After a write: wake the background drainer when one runs, else drain now.
+
+        With the drainer (a running server) a save's reply does not wait for Chroma, and writes that arrive
+        while it works go to Chroma together in its next pass. Nobody reads a stale index because of it: a
+        search drains first whenever its user's collection has changes waiting (`_drain_for`), and SQLite,
+        where the write is already committed, is the truth."""
+        drainer = self._drainer
+        if drainer is not None and drainer.is_alive():
+            self._drain_wanted.set()
+            return
+        self.drain()
+
+    def start_draining(self) -> None:
+        """Start the background drainer (once; it stops at `close`)."""
+        if self._drainer is None:
+            self._drainer = threading.Thread(target=self._drain_loop, name="index-drain", daemon=True)
+            self._drainer.start()
+
+    def _drain_loop(self) -> None:
+        while not self._stopping:
+            self._drain_wanted.wait()
+            self._drain_wanted.clear()
+            if self._stopping:
+                return
+            try:
+                self.drain()
+            except EmbedderUnavailable:
+                pass  # reported by the embedder's status(); the outbox keeps the rows and FTS serves
+            except Exception:
+                log.warning("indexing after a write failed; the outbox keeps it for later", exc_info=True)
+
     def _drain_for(self, user_id: str, collection: str) -> None:
         """Drain first when this user's collection has changes waiting, so a search sees the user's own latest
         writes. Other users' waiting changes are not this search's to wait for: every search used to drain
@@ -109,8 +143,9 @@ class Outbox(IndexState):
         for (user_id, collection), item_ids in by_target.items():
             current = self._current(collection, user_id, item_ids)
             gone = [item_id for item_id in item_ids if item_id not in current]
-            for target in (collection, *subsets_of(collection)):
-                index.delete(user_id, target, gone)
+            index.delete(user_id, collection, gone)
+            for subset in subsets_of(collection):  # most items never were in a subset
+                index.delete(user_id, subset, index.present(user_id, subset, gone))
             vectors: dict[str, list[float]] = {}
             self._upsert_with_subsets(index, user_id, collection, list(current.values()), vectors)
             embedded.setdefault(collection, []).extend(
@@ -134,7 +169,9 @@ class Outbox(IndexState):
         self._upsert(index, user_id, collection, rows, vectors)
         for subset in subsets_of(collection):
             meta = SUBSETS[subset][1]
-            index.delete(user_id, subset, [row["id"] for row in rows if row["kind"] != meta])
+            # A save of a note must not leave it among the styles, but it is almost never there: ask first.
+            index.delete(user_id, subset, index.present(user_id, subset, [row["id"] for row in rows
+                                                                           if row["kind"] != meta]))
             self._upsert(index, user_id, subset, [row for row in rows if row["kind"] == meta], vectors)
 
     def _upsert(self, index: VectorIndex, user_id: str, collection: str, rows: list[dict[str, Any]],

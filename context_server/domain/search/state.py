@@ -55,6 +55,9 @@ class IndexState:
         # or rebuilding the index; Chroma then fails in odd ways (its lazy imports cannot start threads at
         # interpreter shutdown), and those failures must not be taken for a damaged index (moved aside).
         self._stopping = False
+        #: The background drainer (`Outbox.start_draining`): a write sets the event instead of draining itself.
+        self._drain_wanted = threading.Event()
+        self._drainer: threading.Thread | None = None
 
     @classmethod
     def for_directory(cls, store: Store, embedder: Embedder, chroma_path: Path, *, chroma_url: str | None,
