@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -65,3 +66,19 @@ def test_a_call_does_not_wait_for_its_audit_row_to_be_written(tmp_path: Path) ->
     audit.close()  # what is queued at shutdown is written
     assert [r["tool"] for r in Store(tmp_path / "context.db").query("select tool from audit order by id")] == [
         "search_memories", "save_memory"]
+
+
+def test_closing_right_after_a_call_stops_the_writer(tmp_path: Path) -> None:
+    """`close` while the writer waits to gather rows: the writer stops, and the row is written. (The writer
+    once cleared the close signal and waited for a row that never came; each App's close then took 5 s.)"""
+    store = Store(tmp_path / "context.db")
+    store.migrate()
+    for n in range(3):
+        audit = Audit(store, delay=0.2)
+        audit.record("ann", f"tool{n}", "ok", 1.0)  # the writer wakes and sleeps `delay` before committing
+        writer = audit._writer
+        assert writer is not None
+        time.sleep(0.05)  # close while it sleeps
+        audit.close()
+        assert not writer.is_alive()
+    assert [r["tool"] for r in store.query("select tool from audit order by id")] == ["tool0", "tool1", "tool2"]

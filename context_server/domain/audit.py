@@ -83,6 +83,8 @@ class Audit:
                 return
             time.sleep(self.delay)  # the rows of the calls that finish meanwhile go in the same transaction
             self._wake.clear()
+            if self._closed:  # `close` set the event during the sleep, and it was just cleared: stop now, or
+                return  # the next wait never ends and `close` waits 5 s for this thread (then flushes itself)
             try:
                 self.flush()
             except Exception:  # the audit must never stop: the rows stay queued for the next pass
