@@ -113,6 +113,16 @@ def _write_ahead_log(database: Path) -> None:
         connection.execute("PRAGMA journal_mode=WAL")
 
 
+def _checkpoint(database: Path) -> None:
+    """Move the WAL's pages into the file and empty the WAL, once Chroma let go of it: a closed index is one
+    file again (a copy, or damage to it, is what it looks like). Best effort: a connection Chroma still holds
+    only makes it partial."""
+    if not database.is_file():
+        return
+    with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(database, timeout=1)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 class VectorIndex:
     """Chroma behind the few operations the domain needs. Every Chroma error becomes `IndexDamaged`.
 
@@ -379,6 +389,8 @@ class VectorIndex:
                 client.close()
             except Exception:
                 log.debug("closing the Chroma client failed", exc_info=True)
+            if self.path is not None:
+                _checkpoint(self.path / "chroma.sqlite3")
 
 
 def _forget_system(identifier: str) -> None:
