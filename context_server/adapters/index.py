@@ -22,11 +22,9 @@ Two processes opening one Chroma directory corrupt it silently, so only the proc
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import shutil
-import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -103,16 +101,6 @@ class IndexLock:
             self._lock.release(force=True)
 
 
-def _write_ahead_log(database: Path) -> None:
-    """Put Chroma's SQLite file in WAL mode (created empty if new; Chroma fills it in), which the file keeps
-    for every later connection. Chroma leaves it in rollback-journal mode: about 8 fsyncs and a journal file
-    created and deleted for each upsert, 37 ms of wall time that holds the GIL and so stalls the event loop;
-    with WAL, 9-11 ms (docs/benchmarks.md, "Load"). The caller holds the directory's lock, so no other
-    connection is open."""
-    with contextlib.closing(sqlite3.connect(database)) as connection:
-        connection.execute("PRAGMA journal_mode=WAL")
-
-
 class VectorIndex:
     """Chroma behind the few operations the domain needs. Every Chroma error becomes `IndexDamaged`.
 
@@ -152,7 +140,6 @@ class VectorIndex:
                     settings=chroma_settings,
                 )
             self.path.mkdir(parents=True, exist_ok=True)
-            _write_ahead_log(self.path / "chroma.sqlite3")
             client = chromadb.PersistentClient(path=str(self.path), settings=chroma_settings)
             client.list_collections()
             return client
