@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import random
-import resource
 import socket
 import subprocess
 import sys
@@ -29,12 +28,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 sys.path.insert(0, str(Path(__file__).parent))
-from load import arguments, cpu_seconds, free_port, make_tokens
-
-
-def own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+from load import arguments, cpu_seconds, free_port, make_tokens, own_cpu
 
 
 async def main() -> None:

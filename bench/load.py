@@ -5,7 +5,7 @@
 Each session is its own user (bearer token) and MCP session. After a warm-up (each session saves
 `--memories` memories, untimed), every round runs SESSIONS x CALLS calls at once: 70% search_memories,
 25% save_memory, 5% generate_image (placeholder, 512x512). Prints p50/p95 per tool and errors for each
-round (with the server's CPU time for it) and the median over rounds, plus the server's RSS, peak RSS
+round (with the server's and this client's CPU time for it) and the median over rounds, plus the server's RSS, peak RSS
 (VmHWM) and open file descriptors before and after (Linux /proc). The machine is shared: compare medians of several rounds, not one run.
 """
 
@@ -49,6 +49,14 @@ def cpu_seconds(pid: int) -> float:
     """The server's user + system CPU time so far: what a round costs, whatever else the machine runs."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    """This process's user + system CPU time so far: the sessions' client side shares the server's cores."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def free_port() -> int:
@@ -143,15 +151,15 @@ async def main() -> None:
             before = proc_stats(server.pid)
             rounds: list[dict[str, tuple[float, float, int, int]]] = []
             for r in range(1, args.rounds + 1):
-                began, cpu = time.perf_counter(), cpu_seconds(server.pid)
+                began, cpu, mine = time.perf_counter(), cpu_seconds(server.pid), own_cpu()
                 timings, errors = await one_round(url, tokens, args.calls, 0, seed=r)
-                wall, cpu = time.perf_counter() - began, cpu_seconds(server.pid) - cpu
+                wall, cpu, mine = time.perf_counter() - began, cpu_seconds(server.pid) - cpu, own_cpu() - mine
                 summary = {tool: (percentile(timings[tool], 0.5), percentile(timings[tool], 0.95),
                                   len(timings[tool]), len(errors[tool])) for tool, _ in MIX}
                 rounds.append(summary)
                 load = os.getloadavg()[0]
                 print(f"round {r}: {sum(len(t) for t in timings.values())} calls in {wall:.1f} s, "
-                      f"server CPU {cpu:.1f} s, load average {load:.1f}")
+                      f"server CPU {cpu:.1f} s, this client's CPU {mine:.1f} s, load average {load:.1f}")
                 for tool, (p50, p95, n, err) in summary.items():
                     print(f"  {tool:16} n={n:4} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  errors {err}")
                 for tool, messages in errors.items():

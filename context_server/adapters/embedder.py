@@ -12,8 +12,9 @@ forced offline, so nothing is ever downloaded.
 Threads: on a 2-core machine the library defaults oversubscribe and were measured 2.4x slower (see
 docs/benchmarks.md), so counts are always explicit. On ONNX Runtime each run uses one thread and `threads`
 bounds how many chunks of a bulk list run side by side; calls that arrive while the model is busy share its
-next run (`SharedBatches`). Under 20 HTTP sessions on 2 cores this cost about a third less CPU per call than
-two intra-op threads (docs/benchmarks.md, "Load"). The torch fallback gets `torch.set_num_threads` (and the
+next run (`SharedBatches`). On a quiet machine that is neutral; while other work competed for the 2 cores, a
+second intra-op thread that is woken and spins cost the load bench's server about a third more CPU
+(docs/benchmarks.md, "Load", fourth pass). The torch fallback gets `torch.set_num_threads` (and the
 env vars, set before torch is imported); torch is imported only when it is needed.
 """
 
@@ -298,8 +299,8 @@ class SharedBatches:
     """Runs the texts of callers that arrive while the model is busy as one batch, when it is free again.
 
     Under load (20 sessions each searching and saving) most calls embed one short text, and one model run per
-    text costs far more than its share of a batch: on 2 cores one 2-5 word query took 10.5 ms of CPU alone and
-    4.2 ms in a batch of 8 (docs/benchmarks.md, "Shared embedding batches"). The first caller to find the
+    text costs far more than its share of a batch: on 2 cores one 2-5 word query took 8.1 ms of CPU alone and
+    4.0 ms in a batch of 8 (docs/benchmarks.md, "Load", fourth pass). The first caller to find the
     model free runs its own texts at once, so a lone call waits for nothing; whoever arrives during that run
     queues, and the next free caller takes every queued text in one run and hands each caller its rows.
     Vectors do not depend on the company they are computed in (padding is masked out of the pooling).

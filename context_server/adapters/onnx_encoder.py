@@ -118,8 +118,9 @@ class OnnxEncoder:
     """One ONNX Runtime session on one intra-op thread, safe to call from several threads at once.
 
     One thread per run, because a server's parallelism comes from its concurrent calls: with two intra-op
-    threads a lone query ran a little sooner, but each run woke and spun a second thread, and under 20
-    sessions on 2 cores the server spent about a third more CPU per call (docs/benchmarks.md, "Load").
+    threads a lone query ran a little sooner on a quiet machine, but each run woke and spun a second thread,
+    and while other work competed for the 2 cores the load bench's server spent about a third more CPU
+    (docs/benchmarks.md, "Load", fourth pass).
     Bulk work (imports, re-indexing) runs chunks side by side instead (`Embedder`).
     """
 
