@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +25,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 sys.path.insert(0, str(Path(__file__).parent))
-from load import arguments, cpu_seconds, free_port, make_tokens, own_cpu
+from load import arguments, cpu_seconds, make_tokens, own_cpu, start_server
 
 
 async def main() -> None:
@@ -39,20 +36,11 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         token = make_tokens(home, 1)[0]
-        port = free_port()
-        env = {**os.environ, "CONTEXT_SERVER_HOME": str(home), "CONTEXT_SERVER_LOG_LEVEL": "WARNING"}
-        server = subprocess.Popen([sys.executable, "-m", "context_server.cli", "serve", "--transport", "http",
-                                   "--port", str(port)], env=env)
+        server, url = start_server(home)
         try:
-            for _ in range(600):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
             rng = random.Random(1)
             http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(120.0))
-            async with Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)) as client:
+            async with Client(streamable_http_client(url, http_client=http)) as client:
                 for tool, n in (("save_memory", 20), ("generate_image", 3), ("search_memories", 20)):
                     for _ in range(n):
                         await client.call_tool(tool, arguments(tool, rng))

@@ -65,6 +65,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`serve --transport http` on `home` and a free port, once it accepts connections; the MCP URL."""
+    port = free_port()
+    env = {**os.environ, "CONTEXT_SERVER_HOME": str(home), "CONTEXT_SERVER_LOG_LEVEL": "WARNING"}
+    server = subprocess.Popen([sys.executable, "-m", "context_server.cli", "serve", "--transport", "http",
+                               "--port", str(port)], env=env)
+    for _ in range(600):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server, f"http://127.0.0.1:{port}/mcp"
+
+
 def make_tokens(home: Path, n: int) -> list[str]:
     from context_server.adapters.store import Store
     from context_server.domain.users import Users
@@ -134,18 +149,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         tokens = make_tokens(home, args.sessions)
-        port = free_port()
-        env = {**os.environ, "CONTEXT_SERVER_HOME": str(home), "CONTEXT_SERVER_LOG_LEVEL": "WARNING"}
-        server = subprocess.Popen([sys.executable, "-m", "context_server.cli", "serve", "--transport", "http",
-                                   "--port", str(port)], env=env)
+        server, url = start_server(home)
         try:
-            url = f"http://127.0.0.1:{port}/mcp"
-            for _ in range(600):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
             # Warm-up: the embedder loaded, every user has memories; untimed.
             await one_round(url, tokens, 0, args.memories, seed=0)
             before = proc_stats(server.pid)
