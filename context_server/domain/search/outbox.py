@@ -143,9 +143,8 @@ class Outbox(IndexState):
         for (user_id, collection), item_ids in by_target.items():
             current = self._current(collection, user_id, item_ids)
             gone = [item_id for item_id in item_ids if item_id not in current]
-            index.delete(user_id, collection, gone)
-            for subset in subsets_of(collection):  # most items never were in a subset
-                index.delete(user_id, subset, index.present(user_id, subset, gone))
+            for target in (collection, *subsets_of(collection)):
+                index.delete(user_id, target, gone)
             vectors: dict[str, list[float]] = {}
             self._upsert_with_subsets(index, user_id, collection, list(current.values()), vectors)
             embedded.setdefault(collection, []).extend(
@@ -169,9 +168,7 @@ class Outbox(IndexState):
         self._upsert(index, user_id, collection, rows, vectors)
         for subset in subsets_of(collection):
             meta = SUBSETS[subset][1]
-            # A save of a note must not leave it among the styles, but it is almost never there: ask first.
-            index.delete(user_id, subset, index.present(user_id, subset, [row["id"] for row in rows
-                                                                           if row["kind"] != meta]))
+            index.delete(user_id, subset, [row["id"] for row in rows if row["kind"] != meta])
             self._upsert(index, user_id, subset, [row for row in rows if row["kind"] == meta], vectors)
 
     def _upsert(self, index: VectorIndex, user_id: str, collection: str, rows: list[dict[str, Any]],
