@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,47 +122,61 @@ def test_empty_input_needs_no_model(tmp_path: Path) -> None:
     assert Embedder(threads=1, model_path=tmp_path).embed([]) == []
 
 
+#: Texts the torch fallback and ONNX Runtime must embed alike.
+COMPARED = ["muted watercolour with soft edges", "a logo for a coffee shop", "spaceship"]
+
 _CHILD = """
 import json, sys, time
 from context_server.adapters.embedder import Embedder
 began = time.perf_counter()
-embedder = Embedder(threads=1)
+embedder = Embedder(threads=1)  # no cache directory: sentence-transformers on torch, the fallback
 embedder.start()
 returned_after = time.perf_counter() - began
 ready_at_return = embedder.ready
 vector = embedder.embed(["hello"])[0]
-json.dump({"returned_after": returned_after, "ready_at_return": ready_at_return, "dim": len(vector)},
+json.dump({"returned_after": returned_after, "ready_at_return": ready_at_return, "dim": len(vector),
+           "backend": embedder.backend, "compared": embedder.embed(json.loads(sys.argv[2]))},
           open(sys.argv[1], "w"))
 """
 
 
-def test_loading_is_in_the_background_and_never_writes_to_stdout(tmp_path: Path) -> None:
-    """stdout is the MCP stdio transport: one stray progress bar there breaks the protocol."""
-    report = tmp_path / "report.json"
+@pytest.fixture(scope="module")
+def torch_child(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[bytes], dict[str, Any]]:
+    """One process loading the torch fallback (about 12 s of CPU), shared by the two tests that need it: what
+    it wrote to stdout, and its report (timings, and its vectors of `COMPARED`)."""
+    report = tmp_path_factory.mktemp("torch") / "report.json"
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(report)],
+        [sys.executable, "-c", _CHILD, str(report), json.dumps(COMPARED)],
         capture_output=True,
         timeout=180,
         cwd=Path(__file__).parent.parent,
     )
+    return done, json.loads(report.read_text()) if report.is_file() else {}
+
+
+def test_loading_is_in_the_background_and_never_writes_to_stdout(
+    torch_child: tuple[subprocess.CompletedProcess[bytes], dict[str, Any]],
+) -> None:
+    """stdout is the MCP stdio transport: one stray progress bar there breaks the protocol."""
+    done, result = torch_child
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert done.stdout == b""
-    result = json.loads(report.read_text())
     assert result["returned_after"] < 1.0 and result["ready_at_return"] is False
     assert result["dim"] == 384
 
 
 def test_the_onnx_runtime_gives_the_same_vectors_as_sentence_transformers(
-    embedder: Embedder, tmp_path: Path
+    embedder: Embedder, torch_child: tuple[subprocess.CompletedProcess[bytes], dict[str, Any]]
 ) -> None:
-    """Production embeds with ONNX Runtime (exported from the packaged weights); torch is the fallback.
+    """Production embeds with ONNX Runtime (built from the packaged weights); torch is the fallback.
     The two must agree, or an index built by one would be searched with the other's vectors."""
     assert embedder.backend == "onnx"
-    torch_model = Embedder(threads=2)  # no cache directory: sentence-transformers on torch
-    texts = ["muted watercolour with soft edges", "a logo for a coffee shop", "spaceship"]
-    onnx_vectors = embedder.embed(texts)
-    torch_vectors = torch_model.embed(texts)
-    assert torch_model.backend == "torch"
+    done, result = torch_child
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    onnx_vectors = embedder.embed(COMPARED)
+    torch_vectors = result["compared"]
+    assert result["backend"] == "torch"
+    assert len(torch_vectors) == len(COMPARED)
     for a, b in zip(onnx_vectors, torch_vectors, strict=True):
         assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5
     assert embedder.status().backend == "onnx"

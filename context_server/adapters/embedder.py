@@ -280,8 +280,6 @@ class Embedder:
                 if not self._prepare:
                     return None
                 began = time.perf_counter()
-                _quiet_libraries()
-                configure_threads(self.threads)
                 export_onnx(path, target)
                 log.info("prepared the embedding model for this machine in %.1fs; done once, kept in %s",
                          time.perf_counter() - began, target.parent)

