@@ -94,6 +94,87 @@ def test_a_failed_run_fails_only_its_callers_and_the_next_run_works(embedder: Em
     assert len(batches.encode(["second", "third"])) == 2
 
 
+@pytest.fixture(scope="module")
+def own_embedder() -> Embedder:
+    """An embedder of this module's own (the session's is shared), on the cached ONNX export."""
+    model = Embedder(threads=1, cache_dir=Path(os.environ["CONTEXT_SERVER_MODEL_CACHE"]))
+    model.wait(60)
+    return model
+
+
+def _held_first_run(model: Embedder, monkeypatch: pytest.MonkeyPatch, *, fail: bool = False
+                    ) -> tuple[list[list[str]], threading.Event, threading.Event]:
+    """Record every list the model runs; hold the first run until `release` is set (and then fail it if
+    `fail`). Returns (runs, first run started, release)."""
+    runs: list[list[str]] = []
+    started, release = threading.Event(), threading.Event()
+    real = model._encode
+
+    def encode(batch: list[str]) -> object:
+        runs.append(list(batch))
+        if len(runs) == 1:
+            started.set()
+            release.wait(30)
+            if fail:
+                raise RuntimeError("the model run failed")
+        return real(batch)
+
+    monkeypatch.setattr(model, "_encode", encode)
+    return runs, started, release
+
+
+def test_a_text_being_embedded_is_not_embedded_again_by_a_second_caller(
+    own_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search that arrives while a rebuild embeds the same items waits for those vectors instead of
+    computing them again; its own new text it embeds itself."""
+    own_embedder.clear_cache()
+    runs, started, release = _held_first_run(own_embedder, monkeypatch)
+    bulk = [f"a lighthouse number {i} on a rocky coast" for i in range(20)]
+    got: dict[str, list[list[float]]] = {}
+    rebuild = threading.Thread(target=lambda: got.setdefault("bulk", own_embedder.embed(bulk)))
+    rebuild.start()
+    assert started.wait(30)
+    search = threading.Thread(target=lambda: got.setdefault("search", own_embedder.embed([bulk[3], "a red fox"])))
+    search.start()
+    search.join(2)
+    assert search.is_alive()  # waiting for the rebuild's vector of bulk[3], not computing it
+    release.set()
+    rebuild.join(30)
+    search.join(30)
+    seen = [text for run in runs for text in run]
+    assert seen.count(bulk[3]) == 1 and seen.count("a red fox") == 1
+    assert got["search"][0] == got["bulk"][3]
+    assert cosine(got["search"][1], own_embedder.embed(["a red fox"])[0]) > 0.9999
+
+
+def test_a_caller_waiting_for_a_failed_run_gets_its_error_and_the_next_call_works(
+    own_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own_embedder.clear_cache()
+    runs, started, release = _held_first_run(own_embedder, monkeypatch, fail=True)
+    errors: list[BaseException] = []
+
+    def embed(texts: list[str]) -> None:
+        try:
+            own_embedder.embed(texts)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=embed, args=(["a stone bridge in fog"],))
+    first.start()
+    assert started.wait(30)
+    second = threading.Thread(target=embed, args=(["a stone bridge in fog"],))
+    second.start()
+    second.join(1)
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert [str(e) for e in errors] == ["the model run failed"] * 2
+    assert len(runs) == 1  # the waiting caller did not run the text itself
+    assert len(own_embedder.embed(["a stone bridge in fog"])[0]) == 384  # nothing left marked as running
+
+
 def test_status_reports_the_loaded_model(embedder: Embedder) -> None:
     status = embedder.status()
     assert (status.state, status.model_name, status.dimension, status.error) == (

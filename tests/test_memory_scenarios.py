@@ -24,7 +24,7 @@ from context_server.app import App
 from context_server.server import build_server
 from context_server.settings import Settings
 
-from .conftest import WORKTREE, call, call_error, served, stdio_server, vector_index
+from .conftest import WORKTREE, call, call_error, served, vector_index
 
 pytestmark = pytest.mark.anyio
 
@@ -257,7 +257,9 @@ async def test_a_server_killed_with_a_full_outbox_restarts_with_an_index_that_ma
     for user in ("a", "b"):  # Chroma has not heard of the crashed process's writes yet
         assert before[user]["memory"] in indexed(home, user, "memories")
 
-    async with Client(stdio_server(home, CONTEXT_SERVER_USER="a")) as client:
+    # The next start, in this process (what a stdio server runs, less the process start; the crash above is
+    # the process this test is about).
+    async with served(make_settings(CONTEXT_SERVER_USER="a"), embedder) as client:
         found = await call(client, "search_memories", query="pastel skies")
         assert found["memories"] and found["memories"][0]["content"] == "a wants pastel skies"
 

@@ -28,7 +28,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,8 @@ class Embedder:
         #: Recent query vectors by text: a generation embeds its prompt for styles, and again when its image
         #: is indexed; a dry run is usually followed by the real call. Small and bounded.
         self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        #: Texts being embedded now, by any caller: another caller with the same text waits for the result.
+        self._running: dict[str, Future[list[float]]] = {}
         self._model: Any = None
         self._error: BaseException | None = None
         self._loaded = threading.Event()
@@ -175,18 +177,36 @@ class Embedder:
         return True
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """Normalised vectors for `texts`, in order, encoded `batch_size` at a time."""
+        """Normalised vectors for `texts`, in order, encoded `batch_size` at a time.
+
+        A text another caller is embedding right now is not embedded twice: this call waits for that result
+        (after computing its own texts, so two callers never wait on each other). A search that arrives while
+        a rebuild or a drain embeds the same items, or a save's duplicate check beside its own indexing,
+        shares the work; measured on the suite's 30 long prompts, 52 embeddings became 30."""
         if not texts:
             return []
         self.wait()
+        waiting: dict[str, Future[list[float]]] = {}
+        mine: list[str] = []
         with self._cache_lock:
             known = {t: self._cache[t] for t in texts if t in self._cache}
-        missing = list(dict.fromkeys(t for t in texts if t not in known))
-        if len(missing) >= SPLIT_AT:  # bulk (an import, a re-index): its own runs, never a query's wait
-            fresh = dict(zip(missing, self._encode_rows(missing), strict=True))
-        else:
-            fresh = dict(zip(missing, self._batches.encode(missing), strict=True)) if missing else {}
-        vectors = [fresh[t] if t in fresh else known[t] for t in texts]
+            for text in dict.fromkeys(t for t in texts if t not in known):
+                running = self._running.get(text)
+                if running is None:
+                    running = self._running[text] = Future()
+                    mine.append(text)
+                waiting[text] = running
+        if mine:
+            try:
+                if len(mine) >= SPLIT_AT:  # bulk (an import, a re-index): its own runs, never a query's wait
+                    fresh = dict(zip(mine, self._encode_rows(mine), strict=True))
+                else:
+                    fresh = dict(zip(mine, self._batches.encode(mine), strict=True))
+            except BaseException as exc:
+                self._settle(mine, waiting, error=exc)  # whoever waits for the same text gets the same error
+                raise
+            self._settle(mine, waiting, fresh=fresh)
+        vectors = [known[t] if t in known else waiting[t].result() for t in texts]
         if len(texts) <= CACHE_SIZE // 4:  # remember queries, not bulk imports
             with self._cache_lock:
                 for text, vector in zip(texts, vectors, strict=True):
@@ -195,6 +215,18 @@ class Embedder:
                 while len(self._cache) > CACHE_SIZE:
                     self._cache.popitem(last=False)
         return vectors
+
+    def _settle(self, texts: list[str], futures: dict[str, Future[list[float]]], *,
+                fresh: dict[str, list[float]] | None = None, error: BaseException | None = None) -> None:
+        """Hand this call's results (or its error) to everyone waiting for the same texts."""
+        with self._cache_lock:
+            for text in texts:
+                del self._running[text]
+        for text in texts:
+            if fresh is not None:
+                futures[text].set_result(fresh[text])
+            else:
+                futures[text].set_exception(error or RuntimeError("embedding failed"))
 
     def clear_cache(self) -> None:
         """Forget remembered query vectors (benchmarks measure uncached queries)."""
