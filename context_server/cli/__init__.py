@@ -156,12 +156,12 @@ async def _serve_http(settings: Settings, host: str, port: int, auth: bool) -> N
 
 
 def _check_http(settings: Settings, host: str, no_auth: bool) -> None:
-    """Refuse an unsafe bind before opening anything, with a message saying what to set."""
+    """Refuse an unsafe bind before opening or importing anything, with a message saying what to set."""
     from context_server.errors import InvalidInput
-    from context_server.server.http import check_bind
+    from context_server.server.bind import allow_lists
 
     try:
-        check_bind(settings, host, auth=not no_auth)
+        allow_lists(host, settings.allowed_hosts, settings.allowed_origins, auth=not no_auth)
     except InvalidInput as exc:
         raise click.UsageError(str(exc)) from None
     if no_auth:

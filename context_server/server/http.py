@@ -8,7 +8,6 @@ of every call is the verified token's subject; see `auth.current_user`.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from context_server.app import App
 from context_server.domain.users import Users
-from context_server.errors import InvalidInput
+from context_server.server.bind import allow_lists, is_loopback
 from context_server.server.frames import HttpFrameGuard
 from context_server.server.gallery.auth import GalleryAuth
 from context_server.server.gallery.routes import build_gallery
@@ -53,41 +52,9 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = DEFAULT_MAX_REQUEST_BODY_SIZE
 #: The request line plus headers of one HTTP request, at most (uvicorn's h11 limit; browsers send ~1-2 KiB).
 MAX_HEADER_BYTES = 16 * 1024
-LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-
-
-def is_loopback(host: str) -> bool:
-    if host.strip("[]").lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def transport_security(host: str, allowed_hosts: list[str], allowed_origins: list[str]) -> TransportSecuritySettings:
-    """Host and Origin allow-lists for a bind address: loopback names on loopback, explicit lists elsewhere.
-
-    A server on a routable address cannot guess the names its clients use (a reverse proxy's public
-    name, a LAN hostname), and accepting any would reopen DNS rebinding, so it refuses to start instead.
-    """
-    hosts, origins = list(allowed_hosts), list(allowed_origins)
-    if is_loopback(host):
-        hosts += LOOPBACK_HOSTS
-        origins += LOOPBACK_ORIGINS
-    elif not hosts or not origins:
-        missing = " and ".join(
-            name for name, value in (("CONTEXT_SERVER_ALLOWED_HOSTS", hosts),
-                                     ("CONTEXT_SERVER_ALLOWED_ORIGINS", origins)) if not value
-        )
-        raise InvalidInput(
-            f"binding to {host} (not loopback) needs explicit allow-lists: set {missing}. "
-            "CONTEXT_SERVER_ALLOWED_HOSTS is the comma-separated Host values clients send "
-            "(e.g. mcp.example.com,mcp.example.com:443; 'name:*' allows any port); "
-            "CONTEXT_SERVER_ALLOWED_ORIGINS is the browser origins allowed to call "
-            "(e.g. https://mcp.example.com). See docs/team.md."
-        )
+    """Host and Origin allow-lists for a bind address (`bind.allow_lists`), as the SDK's transport security."""
+    hosts, origins = allow_lists(host, allowed_hosts, allowed_origins)
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts,
                                      allowed_origins=origins)
 
@@ -139,10 +106,9 @@ class HostOriginGuard:
 
 def check_bind(settings: Settings, host: str, *, auth: bool) -> TransportSecuritySettings:
     """The transport security for this bind; raises `InvalidInput` saying what to change when it is unsafe."""
-    if not auth and not is_loopback(host):
-        raise InvalidInput(f"--no-auth is refused on {host}: without tokens anyone who can reach the port "
-                           "acts as one user. Bind to 127.0.0.1, or create tokens with `context-server users add`.")
-    return transport_security(host, settings.allowed_hosts, settings.allowed_origins)
+    hosts, origins = allow_lists(host, settings.allowed_hosts, settings.allowed_origins, auth=auth)
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts,
+                                     allowed_origins=origins)
 
 
 def build_http_app(app: App, *, host: str, port: int, auth: bool = True,
