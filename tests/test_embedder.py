@@ -126,26 +126,30 @@ def _held_first_run(model: Embedder, monkeypatch: pytest.MonkeyPatch, *, fail: b
 def test_a_text_being_embedded_is_not_embedded_again_by_a_second_caller(
     own_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A search that arrives while a rebuild embeds the same items waits for those vectors instead of
-    computing them again; its own new text it embeds itself."""
+    """A search that ranks stored items while a rebuild embeds the same items waits for those vectors instead
+    of computing them again, and embeds its own new text itself; a query never waits behind the rebuild."""
     own_embedder.clear_cache()
     runs, started, release = _held_first_run(own_embedder, monkeypatch)
-    bulk = [f"a lighthouse number {i} on a rocky coast" for i in range(20)]
+    rebuilt = [f"a lighthouse number {i} on a rocky coast" for i in range(20)]
+    ranked = [*rebuilt[2:18], "a red fox in the snow"]
     got: dict[str, list[list[float]]] = {}
-    rebuild = threading.Thread(target=lambda: got.setdefault("bulk", own_embedder.embed(bulk)))
+    rebuild = threading.Thread(target=lambda: got.setdefault("rebuild", own_embedder.embed(rebuilt)))
     rebuild.start()
     assert started.wait(30)
-    search = threading.Thread(target=lambda: got.setdefault("search", own_embedder.embed([bulk[3], "a red fox"])))
+    search = threading.Thread(target=lambda: got.setdefault("search", own_embedder.embed(ranked)))
     search.start()
+    query = own_embedder.embed([rebuilt[5]])  # answered while the rebuild is still held
     search.join(2)
-    assert search.is_alive()  # waiting for the rebuild's vector of bulk[3], not computing it
+    assert search.is_alive()  # waiting for the rebuild's vectors, not computing them
     release.set()
     rebuild.join(30)
     search.join(30)
     seen = [text for run in runs for text in run]
-    assert seen.count(bulk[3]) == 1 and seen.count("a red fox") == 1
-    assert got["search"][0] == got["bulk"][3]
-    assert cosine(got["search"][1], own_embedder.embed(["a red fox"])[0]) > 0.9999
+    assert all(seen.count(text) == 1 for text in rebuilt if text != rebuilt[5])
+    assert seen.count(rebuilt[5]) == 2 and seen.count("a red fox in the snow") == 1
+    assert got["search"][:16] == got["rebuild"][2:18]
+    assert cosine(query[0], got["rebuild"][5]) > 0.9999
+    assert cosine(got["search"][16], own_embedder.embed(["a red fox in the snow"])[0]) > 0.9999
 
 
 def test_a_caller_waiting_for_a_failed_run_gets_its_error_and_the_next_call_works(

@@ -133,7 +133,8 @@ class Embedder:
         #: is indexed; a dry run is usually followed by the real call. Small and bounded.
         self._cache: OrderedDict[str, list[float]] = OrderedDict()
         #: Texts being embedded now, by any caller: another caller with the same text waits for the result.
-        self._running: dict[str, Future[list[float]]] = {}
+        #: (the result to come, whether it is a bulk run's)
+        self._running: dict[str, tuple[Future[list[float]], bool]] = {}
         self._model: Any = None
         self._error: BaseException | None = None
         self._loaded = threading.Event()
@@ -181,32 +182,43 @@ class Embedder:
 
         A text another caller is embedding right now is not embedded twice: this call waits for that result
         (after computing its own texts, so two callers never wait on each other). A search that arrives while
-        a rebuild or a drain embeds the same items, or a save's duplicate check beside its own indexing,
-        shares the work; measured on the suite's 30 long prompts, 52 embeddings became 30."""
+        a rebuild embeds the same items shares the work (on the suite's 30 long prompts, 52 embeddings
+        became 30). A query-sized call never waits behind a bulk run (an import, a re-index): it embeds its
+        few texts itself."""
         if not texts:
             return []
         self.wait()
         waiting: dict[str, Future[list[float]]] = {}
-        mine: list[str] = []
+        mine: list[str] = []  # registered as running: others with the same text wait for this call
+        extra: list[str] = []  # running in a bulk run this query-sized call does not wait for
         with self._cache_lock:
             known = {t: self._cache[t] for t in texts if t in self._cache}
-            for text in dict.fromkeys(t for t in texts if t not in known):
+            wanted = list(dict.fromkeys(t for t in texts if t not in known))
+            bulk = len(wanted) >= SPLIT_AT
+            for text in wanted:
                 running = self._running.get(text)
                 if running is None:
-                    running = self._running[text] = Future()
+                    future: Future[list[float]] = Future()
+                    self._running[text] = (future, bulk)
                     mine.append(text)
-                waiting[text] = running
-        if mine:
-            try:
-                if len(mine) >= SPLIT_AT:  # bulk (an import, a re-index): its own runs, never a query's wait
-                    fresh = dict(zip(mine, self._encode_rows(mine), strict=True))
+                    waiting[text] = future
+                elif running[1] and not bulk:
+                    extra.append(text)
                 else:
-                    fresh = dict(zip(mine, self._batches.encode(mine), strict=True))
+                    waiting[text] = running[0]
+        fresh: dict[str, list[float]] = {}
+        if mine or extra:
+            run = mine + extra
+            try:
+                if bulk:  # bulk: its own runs, never a query's wait
+                    fresh = dict(zip(run, self._encode_rows(run), strict=True))
+                else:
+                    fresh = dict(zip(run, self._batches.encode(run), strict=True))
             except BaseException as exc:
                 self._settle(mine, waiting, error=exc)  # whoever waits for the same text gets the same error
                 raise
             self._settle(mine, waiting, fresh=fresh)
-        vectors = [known[t] if t in known else waiting[t].result() for t in texts]
+        vectors = [known[t] if t in known else fresh[t] if t in fresh else waiting[t].result() for t in texts]
         if len(texts) <= CACHE_SIZE // 4:  # remember queries, not bulk imports
             with self._cache_lock:
                 for text, vector in zip(texts, vectors, strict=True):
