@@ -1,12 +1,14 @@
 """N concurrent HTTP sessions making mixed tool calls against a real `serve --transport http` process.
 
-    python bench/load.py [--sessions 20] [--calls 30] [--rounds 3] [--memories 10]
+    python bench/load.py [--sessions 20] [--calls 30] [--rounds 3] [--memories 10] [--think SECONDS]
 
 Each session is its own user (bearer token) and MCP session. After a warm-up (each session saves
 `--memories` memories, untimed), every round runs SESSIONS x CALLS calls at once: 70% search_memories,
 25% save_memory, 5% generate_image (placeholder, 512x512). Prints p50/p95 per tool and errors for each
 round (with the server's and this client's CPU time for it) and the median over rounds, plus the server's RSS, peak RSS
 (VmHWM) and open file descriptors before and after (Linux /proc). The machine is shared: compare medians of several rounds, not one run.
+`--think` makes each session pause between calls (exponentially distributed, that mean), as a person and a
+model do; without it (the issue's closed loop) every session sends its next call the moment the last returns.
 """
 
 from __future__ import annotations
@@ -101,7 +103,8 @@ def arguments(tool: str, rng: random.Random) -> dict[str, Any]:
 
 
 async def session(url: str, token: str, calls: int, seed: int, warmup: int, start: asyncio.Event,
-                  ready: list[int], timings: dict[str, list[float]], errors: dict[str, list[str]]) -> None:
+                  ready: list[int], timings: dict[str, list[float]], errors: dict[str, list[str]],
+                  think: float = 0.0) -> None:
     rng = random.Random(seed)
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(120.0))
     async with Client(streamable_http_client(url, http_client=http)) as client:
@@ -112,6 +115,8 @@ async def session(url: str, token: str, calls: int, seed: int, warmup: int, star
         tools = [name for name, _ in MIX]
         weights = [w for _, w in MIX]
         for _ in range(calls):
+            if think:
+                await asyncio.sleep(rng.expovariate(1 / think))
             tool = rng.choices(tools, weights)[0]
             began = time.perf_counter()
             try:
@@ -123,13 +128,14 @@ async def session(url: str, token: str, calls: int, seed: int, warmup: int, star
             timings[tool].append((time.perf_counter() - began) * 1000)
 
 
-async def one_round(url: str, tokens: list[str], calls: int, warmup: int, seed: int) -> tuple[dict[str, list[float]],
-                                                                                           dict[str, list[str]]]:
+async def one_round(url: str, tokens: list[str], calls: int, warmup: int, seed: int,
+                    think: float = 0.0) -> tuple[dict[str, list[float]], dict[str, list[str]]]:
     timings: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, list[str]] = defaultdict(list)
     start = asyncio.Event()
     ready: list[int] = []
-    tasks = [asyncio.create_task(session(url, token, calls, seed * 1000 + i, warmup, start, ready, timings, errors))
+    tasks = [asyncio.create_task(session(url, token, calls, seed * 1000 + i, warmup, start, ready, timings, errors,
+                                         think))
              for i, token in enumerate(tokens)]
     while len(ready) < len(tokens) and not any(t.done() for t in tasks):
         await asyncio.sleep(0.02)  # every session connected (and warmed up) before the clock starts
@@ -144,6 +150,8 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, default=30, help="calls per session per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--memories", type=int, default=10, help="memories each session saves before round 1")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="mean pause in seconds between a session's calls (0: the closed loop)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -157,13 +165,14 @@ async def main() -> None:
             rounds: list[dict[str, tuple[float, float, int, int]]] = []
             for r in range(1, args.rounds + 1):
                 began, cpu, mine = time.perf_counter(), cpu_seconds(server.pid), own_cpu()
-                timings, errors = await one_round(url, tokens, args.calls, 0, seed=r)
+                timings, errors = await one_round(url, tokens, args.calls, 0, seed=r, think=args.think)
                 wall, cpu, mine = time.perf_counter() - began, cpu_seconds(server.pid) - cpu, own_cpu() - mine
                 summary = {tool: (percentile(timings[tool], 0.5), percentile(timings[tool], 0.95),
                                   len(timings[tool]), len(errors[tool])) for tool, _ in MIX}
                 rounds.append(summary)
                 load = os.getloadavg()[0]
-                print(f"round {r}: {sum(len(t) for t in timings.values())} calls in {wall:.1f} s, "
+                print(f"round {r}: {sum(len(t) for t in timings.values())} calls in {wall:.1f} s "
+                      f"({sum(len(t) for t in timings.values()) / wall:.1f}/s), "
                       f"server CPU {cpu:.1f} s, this client's CPU {mine:.1f} s, load average {load:.1f}")
                 for tool, (p50, p95, n, err) in summary.items():
                     print(f"  {tool:16} n={n:4} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  errors {err}")
