@@ -68,7 +68,7 @@ def export_onnx(model_dir: Path, target: Path) -> None:
     embedding + layer norm, then per layer attention, skip layer norm and bias + GELU), atomically.
 
     The graph is built directly from the weights file, without torch or transformers: a machine's first
-    start takes about 1.5 s of CPU here instead of the ~14 s a torch export and the fusion pass took, and the
+    start takes about 2 s of CPU here instead of the ~14 s a torch export and the fusion pass took, and the
     vectors are identical to that export's (largest difference 0.0, `bench/onnx_export.py`).
     tests/test_embedder.py checks them against sentence-transformers'.
     """
@@ -94,7 +94,7 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
     with path.open("rb") as handle:
         size = struct.unpack("<Q", handle.read(8))[0]
         header = json.loads(handle.read(size))
-        data = handle.read()
+        data = memoryview(handle.read())  # sliced without copying: each tensor is a view of this one buffer
     return {name.removeprefix("bert."): np.frombuffer(data[start:end], dtype=dtypes[spec["dtype"]]).reshape(spec["shape"])
             for name, spec in header.items() if name != "__metadata__"
             for start, end in [spec["data_offsets"]]}

@@ -52,9 +52,10 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = DEFAULT_MAX_REQUEST_BODY_SIZE
 #: The request line plus headers of one HTTP request, at most (uvicorn's h11 limit; browsers send ~1-2 KiB).
 MAX_HEADER_BYTES = 16 * 1024
-def transport_security(host: str, allowed_hosts: list[str], allowed_origins: list[str]) -> TransportSecuritySettings:
+def transport_security(host: str, allowed_hosts: list[str], allowed_origins: list[str], *,
+                       auth: bool = True) -> TransportSecuritySettings:
     """Host and Origin allow-lists for a bind address (`bind.allow_lists`), as the SDK's transport security."""
-    hosts, origins = allow_lists(host, allowed_hosts, allowed_origins)
+    hosts, origins = allow_lists(host, allowed_hosts, allowed_origins, auth=auth)
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts,
                                      allowed_origins=origins)
 
@@ -106,9 +107,7 @@ class HostOriginGuard:
 
 def check_bind(settings: Settings, host: str, *, auth: bool) -> TransportSecuritySettings:
     """The transport security for this bind; raises `InvalidInput` saying what to change when it is unsafe."""
-    hosts, origins = allow_lists(host, settings.allowed_hosts, settings.allowed_origins, auth=auth)
-    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts,
-                                     allowed_origins=origins)
+    return transport_security(host, settings.allowed_hosts, settings.allowed_origins, auth=auth)
 
 
 def build_http_app(app: App, *, host: str, port: int, auth: bool = True,

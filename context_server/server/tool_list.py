@@ -67,8 +67,11 @@ class ToolBuilder:
         from mcp.server.mcpserver.tools import Tool
 
         code = inspect.unwrap(fn)
+        # Everything the SDK reads to describe a tool: two closures over one code object share a key only
+        # when their annotations, defaults and docstrings are equal too.
         key = (getattr(code, "__code__", code), repr(getattr(code, "__defaults__", None)),
-               repr(getattr(code, "__kwdefaults__", None)), repr(sorted(options.items())))
+               repr(getattr(code, "__kwdefaults__", None)), repr(getattr(code, "__annotations__", None)),
+               getattr(code, "__doc__", None), repr(sorted(options.items())))
         built = self._built.get(key)
         if built is None:
             built = Tool.from_function(fn, **options)
