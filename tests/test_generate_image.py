@@ -230,6 +230,39 @@ async def test_delete_image_removes_file_and_metadata(client: Client) -> None:
         await client.read_resource(f"image://{data['image_id']}/metadata")
 
 
+async def test_a_generated_image_is_indexed_at_once_without_waiting_for_a_search(
+        client: Client, app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the warm-up runs the background drainer, a generation wakes it as a saved memory does: the image
+    is embedded in the background right away, not by the user's next search (on its path) or a maintenance
+    pass (every 10 s; held off here)."""
+    import context_server.app as app_module
+
+    monkeypatch.setattr(app_module, "MAINTAIN_EVERY_SECONDS", 3600.0)
+    passes = 0
+    maintain = app.indexer.maintain
+
+    def counted() -> None:
+        nonlocal passes
+        maintain()
+        passes += 1
+
+    monkeypatch.setattr(app.indexer, "maintain", counted)
+
+    def outbox() -> int:
+        return int(app.store.one("select count(*) as n from outbox")["n"])  # type: ignore[index]
+
+    await client.list_tools()  # the first answer releases the warm-up: drainer, then a maintenance pass
+    with anyio.fail_after(60):
+        while not passes:
+            await anyio.sleep(0.02)
+    data = await call(client, "generate_image", prompt="a lighthouse at dusk", width=64, height=64)
+    with anyio.move_on_after(5):
+        while outbox():
+            await anyio.sleep(0.02)
+    assert outbox() == 0 and passes == 1
+    assert app.store.one("select item_id from item_vectors where item_id = ?", [data["image_id"]]) is not None
+
+
 async def test_one_users_images_are_invisible_to_another(make_settings: Callable[..., Settings]) -> None:
     app_a = App.create(make_settings(CONTEXT_SERVER_USER="a"))
     app_b = App.create(make_settings(CONTEXT_SERVER_USER="b"))

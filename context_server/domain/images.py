@@ -155,9 +155,15 @@ class Images:
         if not row["incognito"]:
             self.indexer.enqueue(db, row["user_id"], "images", row["id"], "upsert", row["search_text"] or row["prompt"])
 
+    def index_soon(self) -> None:
+        """After the transaction that `record`ed images committed: have the background drainer index them now,
+        so the user's next search finds them embedded instead of embedding them on its own path."""
+        self.indexer.wake()
+
     def delete(self, user_id: str, image_id: str) -> None:
         row = self.get(user_id, image_id)
         with self.store.write() as db:
             db.execute("delete from images where id = ? and user_id = ?", [image_id, user_id])
             self.indexer.enqueue(db, user_id, "images", image_id, "delete")
         self.files.delete(Path(row["path"]))
+        self.index_soon()

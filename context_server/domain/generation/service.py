@@ -275,6 +275,8 @@ class Generations:
         except BaseException:
             self.files.delete(stored.path)
             raise
+        if not row["incognito"]:
+            self.images.index_soon()
 
     async def _progress(self, user_id: str, job_id: str, fraction: float, message: str | None) -> None:
         live = self._live.get(job_id)

@@ -98,11 +98,19 @@ class Outbox(IndexState):
         while it works go to Chroma together in its next pass. Nobody reads a stale index because of it: a
         search drains first whenever its user's collection has changes waiting (`_drain_for`), and SQLite,
         where the write is already committed, is the truth."""
+        if not self.wake():
+            self.drain()
+
+    def wake(self) -> bool:
+        """Wake the background drainer, if one runs (returns whether it does). For writes whose reply must
+        never wait for an embedding, such as a generation: without a drainer (before the warm-up has loaded
+        the model) their rows wait for the user's next search of that collection (`_drain_for`) or for
+        `maintain()`."""
         drainer = self._drainer
         if drainer is not None and drainer.is_alive():
             self._drain_wanted.set()
-            return
-        self.drain()
+            return True
+        return False
 
     def start_draining(self) -> None:
         """Start the background drainer (once; it stops at `close`)."""
