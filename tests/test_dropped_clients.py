@@ -33,7 +33,7 @@ GENERATE = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
 @pytest.fixture
 def slow_openai() -> Iterator[tuple[OpenAIFake, dict[str, str]]]:
     fake = OpenAIFake()
-    fake.delay = 3.0
+    fake.delay = 1.5  # the client leaves within ms of the provider being called; the HTTP server's stop waits this out
     base, stop = serve_in_thread(fake.app)
     try:
         yield fake, OpenAIFake.env(base)

@@ -15,7 +15,7 @@ from context_server.app import App
 from context_server.server.gallery import COOKIE, local_gallery_app
 
 from .conftest import call
-from .http_support import RunningServer
+from .http_support import TLS, RunningServer
 
 pytestmark = pytest.mark.anyio
 
@@ -25,7 +25,7 @@ CANARY = "CANARYgq4"
 def gallery(server: RunningServer, token: str | None = None) -> httpx.AsyncClient:
     base = server.url.removesuffix("/mcp")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.AsyncClient(base_url=base, headers=headers, timeout=30.0)
+    return httpx.AsyncClient(base_url=base, headers=headers, timeout=30.0, verify=TLS)
 
 
 async def seed(server: RunningServer, token: str, mark: str = CANARY) -> dict[str, str]:

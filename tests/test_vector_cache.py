@@ -5,6 +5,7 @@ stale."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -263,9 +264,10 @@ def test_copies_are_not_read_while_a_rebuild_refills_the_index(indexer: Indexer,
 
     rebuilder = threading.Thread(target=rebuild)
     rebuilder.start()
-    while not stop.is_set():  # the warm-up loop polls like this, on its own thread
+    while not stop.is_set():  # the warm-up loop polls like this (once a second), on its own thread
         indexer.copy_early("lou")
         indexer.load_copies()
+        time.sleep(0.002)  # hundreds of tries through the rebuild, without spinning against it for the GIL
     rebuilder.join()
     indexer.copy_early("lou")
     indexer.load_copies()
