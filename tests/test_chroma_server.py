@@ -86,12 +86,25 @@ class ChromaServer:
         return {c.name: client.get_collection(c.name).count() for c in client.list_collections()}
 
 
-@pytest.fixture
-def chroma(tmp_path: Path) -> Iterator[ChromaServer]:
-    server = ChromaServer(tmp_path / "chroma-server")
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
+    """One `chroma run` for the module (each start is ~2 s of CPU). The tests still begin on an empty
+    server, as a new team's would: a data directory's first start rebuilds the index, and the rebuild drops
+    every collection context-server made there (`VectorIndex.reset`)."""
+    server = ChromaServer(tmp_path_factory.mktemp("chroma-server"))
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def chroma(chroma_server: ChromaServer) -> ChromaServer:
+    """The module's Chroma server, running (a test that stopped it, or failed while it was down, left it
+    stopped)."""
+    if chroma_server.proc is None or chroma_server.proc.poll() is not None:
+        chroma_server.stop()
+        chroma_server.start()
+    return chroma_server
 
 
 @pytest.fixture
