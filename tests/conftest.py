@@ -15,46 +15,51 @@ import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click.testing
 import platformdirs
 import pytest
 from filelock import FileLock
-from mcp import Client, StdioServerParameters
-from mcp.client.session import ClientSession
 
-from context_server.adapters.embedder import Embedder, default_model_path
-from context_server.adapters.index import VectorIndex
-from context_server.adapters.onnx_encoder import onnx_path_for
-from context_server.adapters.store import Store
-from context_server.app import App, build_indexer
-from context_server.domain.memory.service import Memories
-from context_server.domain.search.indexing import Indexer
-from context_server.server import build_server
-from context_server.settings import Settings
+if TYPE_CHECKING:  # the xdist controller imports this file too and runs no test: it never loads these
+    from mcp import Client, StdioServerParameters
+    from mcp.client.session import ClientSession
 
-_compile_output_schema = getattr(ClientSession, "_output_schema_validator", None)
+    from context_server.adapters.embedder import Embedder
+    from context_server.adapters.index import VectorIndex
+    from context_server.adapters.store import Store
+    from context_server.app import App
+    from context_server.domain.memory.service import Memories
+    from context_server.domain.search.indexing import Indexer
+    from context_server.settings import Settings
+
 _compiled_output_schemas: dict[str, Any] = {}
 
 
-def _output_schema_validator(self: ClientSession, name: str, output_schema: dict[str, Any]) -> Any:
+@pytest.fixture(scope="session", autouse=True)
+def _shared_output_schemas() -> None:
     """The SDK client checks each tool's output schema against the JSON Schema metaschema once per session
     before it validates results with it: 20-40 ms of CPU per tool and session, and the suite opens hundreds
-    of sessions on the same schemas (with a real client, ~9% of the in-process tests' CPU). Here a schema
-    that one session compiled is reused by the next, keyed on its exact JSON; every result is still
-    validated against it, and a schema the check refuses is refused again each time (nothing is kept)."""
-    assert _compile_output_schema is not None
-    key = json.dumps(output_schema, sort_keys=True)
-    validator = _compiled_output_schemas.get(key)
-    if validator is None:
-        validator = _compiled_output_schemas[key] = _compile_output_schema(self, name, output_schema)
-    self._tool_output_validators[name] = validator
-    return validator
+    of sessions on the same schemas. Here a schema that one session compiled is reused by the next, keyed
+    on its exact JSON; every result is still validated against it, and a schema the check refuses is
+    refused again each time (nothing is kept)."""
+    from mcp.client.session import ClientSession
 
+    compile_schema = getattr(ClientSession, "_output_schema_validator", None)
+    if compile_schema is None or getattr(compile_schema, "shared", False):
+        return  # an SDK without it validates as it sees fit
 
-if _compile_output_schema is not None:  # an SDK without it validates as it sees fit
-    ClientSession._output_schema_validator = _output_schema_validator  # type: ignore[method-assign]
+    def shared(self: ClientSession, name: str, output_schema: dict[str, Any]) -> Any:
+        key = json.dumps(output_schema, sort_keys=True)
+        validator = _compiled_output_schemas.get(key)
+        if validator is None:
+            validator = _compiled_output_schemas[key] = compile_schema(self, name, output_schema)
+        self._tool_output_validators[name] = validator
+        return validator
+
+    shared.shared = True  # type: ignore[attr-defined]
+    ClientSession._output_schema_validator = shared  # type: ignore[method-assign]
 
 
 @pytest.fixture
@@ -79,6 +84,8 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def make_settings(home: Path) -> Callable[..., Settings]:
+    from context_server.settings import Settings
+
     def make(**env: str) -> Settings:
         return Settings.from_env({"CONTEXT_SERVER_HOME": str(home), **env})
 
@@ -88,6 +95,8 @@ def make_settings(home: Path) -> Callable[..., Settings]:
 @pytest.fixture(scope="session")
 def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty database with every migration applied, made once per worker by `Store.migrate`."""
+    from context_server.adapters.store import Store
+
     path = tmp_path_factory.mktemp("migrated") / "context.db"
     made = Store(path)
     made.migrate()
@@ -106,6 +115,8 @@ def start_migrated(db_path: Path, migrated: Path) -> None:
 
 @pytest.fixture
 async def app(make_settings: Callable[..., Settings], embedder: Embedder, migrated_database: Path) -> AsyncIterator[App]:
+    from context_server.app import App
+
     settings = make_settings()
     start_migrated(settings.db_path, migrated_database)
     application = App.create(settings, embedder=embedder)
@@ -128,6 +139,10 @@ async def two_users(app: App) -> AsyncIterator[tuple[Any, str, str]]:
 
 @pytest.fixture
 async def client(app: App) -> AsyncIterator[Client]:
+    from mcp import Client
+
+    from context_server.server import build_server
+
     async with Client(build_server(app)) as c:
         yield c
 
@@ -137,6 +152,8 @@ WORKTREE = Path(__file__).resolve().parent.parent
 
 def stdio_server(home: Path, **env: str) -> StdioServerParameters:
     """This checkout's server over stdio, the way Claude Desktop starts one."""
+    from mcp import StdioServerParameters
+
     return StdioServerParameters(
         command=sys.executable, args=["-m", "context_server.cli"], cwd=str(WORKTREE),
         env={**os.environ, "PYTHONPATH": str(WORKTREE), "CONTEXT_SERVER_HOME": str(home),
@@ -149,6 +166,11 @@ async def served(settings: Settings, embedder: Embedder) -> AsyncIterator[Client
     stdio server runs, less the process start. A second `served` over the same data directory after the
     first has closed is a server restart; tests about the stdio transport or about processes use
     `stdio_server`."""
+    from mcp import Client
+
+    from context_server.app import App
+    from context_server.server import build_server
+
     application = App.create(settings, embedder=embedder)
     try:
         async with Client(build_server(application)) as c:
@@ -221,12 +243,18 @@ os.environ["CONTEXT_SERVER_MODEL_CACHE"] = str(tests_model_cache())
 #: it instead of compiling every module again each time when PYTHONDONTWRITEBYTECODE is set (as in CI
 #: containers), about 1 s of CPU per process. Python checks each file against its source, as always.
 compileall.compile_dir(str(WORKTREE / "context_server"), quiet=1)
+#: Likewise pytest's assertion-rewritten test modules: with PYTHONDONTWRITEBYTECODE each worker rewrote every
+#: test module on every run (~2 s of CPU a worker); kept in tests/__pycache__ (ignored by git), as without it.
+sys.dont_write_bytecode = False
 
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     """The production set-up: the packaged weights exported to ONNX in a cache directory (once per machine,
     see `tests_model_cache`); servers the tests spawn share it through `CONTEXT_SERVER_MODEL_CACHE`."""
+    from context_server.adapters.embedder import Embedder, default_model_path
+    from context_server.adapters.onnx_encoder import onnx_path_for
+
     cache = tests_model_cache()
     cache.mkdir(parents=True, exist_ok=True)
     current = onnx_path_for(cache, default_model_path(), Embedder.model_name)
@@ -245,17 +273,23 @@ def embedder() -> Embedder:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
+    from context_server.settings import Settings
+
     return Settings(home=tmp_path / "home")
 
 
 def vector_index(settings: Settings, *, cache_mb: int | None = None) -> VectorIndex:
     """The Chroma adapter as the server opens it from `settings` (`cache_mb` overrides the copies' budget)."""
+    from context_server.adapters.index import VectorIndex
+
     return VectorIndex(settings.chroma_path, url=settings.chroma_url,
                        cache_mb=settings.vector_cache_mb if cache_mb is None else cache_mb)
 
 
 @pytest.fixture
 def store(settings: Settings, migrated_database: Path) -> Iterator[Store]:
+    from context_server.adapters.store import Store
+
     start_migrated(settings.db_path, migrated_database)
     db = Store(settings.db_path)
     db.migrate()
@@ -267,6 +301,8 @@ def store(settings: Settings, migrated_database: Path) -> Iterator[Store]:
 def make_indexer(settings: Settings, store: Store, embedder: Embedder) -> Iterator[Callable[..., Indexer]]:
     """Build Indexers as the server does (lock file in the data directory); `take_index()` is up to the
     test. A second one over the same directory plays a second server process."""
+    from context_server.app import build_indexer
+
     made: list[Indexer] = []
 
     def make(*, model: Embedder | None = None) -> Indexer:
@@ -288,6 +324,8 @@ def indexer(make_indexer: Callable[..., Indexer]) -> Indexer:
 
 @pytest.fixture
 def memories(store: Store, indexer: Indexer) -> Memories:
+    from context_server.domain.memory.service import Memories
+
     return Memories(store, indexer)
 
 

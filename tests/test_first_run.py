@@ -1,16 +1,13 @@
-"""A new user's first run, as they would see it: `demo` on an empty data directory and an empty model
-cache prints no warning and no traceback, and `doctor` changes nothing, whatever it finds."""
+"""A new user's first run, as they would see it: `doctor` changes nothing, whatever it finds. (`demo` on an
+empty data directory and an empty model cache, quiet the first time and the next, is checked on the installed
+wheel: tests/test_install.py.)"""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
-
-import pytest
 
 from context_server.adapters.store import Store
 from context_server.domain.health import check_index
@@ -22,13 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 NESTED_PARENTHESES = re.compile(r"\([^()]*\(")
 
 
-def spawn(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """The installed command in a new process: what a first run prints, logs included."""
-    return subprocess.run([sys.executable, "-m", "context_server.cli", *args], capture_output=True, text=True,
-                          timeout=600, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "CONTEXT_SERVER_HOME": str(home), **env})
-
-
 def cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """A verb's output and exit code, in process (`run_cli`)."""
     return run_cli(home, *args, **env)
@@ -38,21 +28,6 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
     """Every file under `folder`: its content hash and modification time."""
     return {str(path.relative_to(folder)): (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
             for path in sorted(folder.rglob("*")) if path.is_file()}
-
-
-@pytest.mark.slow
-def test_demo_on_an_empty_data_directory_and_model_cache_prints_no_warning(tmp_path: Path) -> None:
-    models = tmp_path / "models"  # empty: the model is prepared (exported to ONNX) during this run
-    done = spawn(tmp_path / "home", "demo", CONTEXT_SERVER_MODEL_CACHE=str(models), CONTEXT_SERVER_LOG_LEVEL="INFO")
-    assert done.returncode == 0, done.stderr
-    assert not re.search(r"(?i)warning|traceback", done.stderr), done.stderr
-    assert len(re.findall(r"prepared the embedding model for this machine in [\d.]+s", done.stderr)) == 1
-    assert "building the search index for the first time" in done.stderr
-    assert any(models.glob("*.onnx"))
-
-    again = spawn(tmp_path / "home", "demo", CONTEXT_SERVER_MODEL_CACHE=str(models), CONTEXT_SERVER_LOG_LEVEL="INFO")
-    assert again.returncode == 0, again.stderr
-    assert not re.search(r"(?i)warning|traceback|prepared the embedding model", again.stderr), again.stderr
 
 
 def test_doctor_on_a_missing_data_directory_reports_it_and_creates_nothing(tmp_path: Path) -> None:
