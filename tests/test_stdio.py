@@ -21,7 +21,7 @@ def params(home: Path, **env: str) -> StdioServerParameters:
     return StdioServerParameters(command=EXE, args=[], env={**os.environ, "CONTEXT_SERVER_HOME": str(home), **env})
 
 
-async def test_claude_desktop_style_session_over_stdio(home: Path) -> None:
+async def test_claude_desktop_style_session_over_stdio_and_its_images_survive_a_restart(home: Path) -> None:
     async with Client(params(home)) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         assert {"generate_image", "get_generation", "list_recent_generations", "delete_image",
@@ -31,21 +31,17 @@ async def test_claude_desktop_style_session_over_stdio(home: Path) -> None:
         assert view.contents[0].mime_type == "image/jpeg"
     assert Path(data["path"]).is_file() and (home / "context.db").is_file()
 
+    async with Client(params(home)) as client:  # the next session: a new process on the same data directory
+        listed = await call(client, "list_recent_generations")
+        meta = await client.read_resource(f"image://{data['image_id']}/metadata")
+    assert listed["generations"][0]["image_id"] == data["image_id"]
+    assert "a red kite over green hills" in meta.contents[0].text  # type: ignore[union-attr]
+
 
 async def test_the_handshake_era_protocol_is_served_too(home: Path) -> None:
     async with Client(params(home), mode="legacy") as client:
         assert client.protocol_version == "2025-11-25"
         assert (await call(client, "list_providers"))["providers"]
-
-
-async def test_images_survive_a_restart(home: Path) -> None:
-    async with Client(params(home)) as client:
-        made = await call(client, "generate_image", prompt="a stone bridge", width=64, height=64)
-    async with Client(params(home)) as client:
-        listed = await call(client, "list_recent_generations")
-        meta = await client.read_resource(f"image://{made['image_id']}/metadata")
-    assert listed["generations"][0]["image_id"] == made["image_id"]
-    assert "a stone bridge" in meta.contents[0].text  # type: ignore[union-attr]
 
 
 def test_stdout_carries_only_protocol_messages_and_logs_go_to_stderr(home: Path) -> None:
