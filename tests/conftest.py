@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -33,6 +34,26 @@ if TYPE_CHECKING:  # the xdist controller imports this file too and runs no test
     from context_server.domain.memory.service import Memories
     from context_server.domain.search.indexing import Indexer
     from context_server.settings import Settings
+
+#: Where the tests' temporary directories go when the user has not chosen (TMPDIR, `--basetemp`): a RAM-backed
+#: file system when the machine has a roomy one (Linux's /dev/shm). The data directories are real (SQLite,
+#: Chroma, image files), but the server commits with `synchronous = FULL`, and on a disk each commit waits for
+#: its fsync: on 2 cores the suite's CPUs stood idle ~12% of the run (measured with vmstat; docs/benchmarks.md,
+#: "The test suite"). A killed process loses nothing on either (what fsync adds is safety from power loss,
+#: which no test plays). A run takes ~260 MB while it runs; the directories of tests that passed are removed
+#: at the end (pyproject: tmp_path_retention_policy).
+RAM_TMP = Path("/dev/shm")
+RAM_TMP_MIN_FREE = 2 * 1024**3
+
+
+def _use_ram_for_temporary_files() -> None:
+    if "TMPDIR" in os.environ or not RAM_TMP.is_dir() or not os.access(RAM_TMP, os.W_OK):
+        return
+    if shutil.disk_usage(RAM_TMP).free >= RAM_TMP_MIN_FREE:
+        tempfile.tempdir = str(RAM_TMP)  # pytest's base temporary directory follows (tempfile.gettempdir)
+
+
+_use_ram_for_temporary_files()
 
 _compiled_output_schemas: dict[str, Any] = {}
 
