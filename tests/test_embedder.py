@@ -139,7 +139,7 @@ def test_a_text_being_embedded_is_not_embedded_again_by_a_second_caller(
     search = threading.Thread(target=lambda: got.setdefault("search", own_embedder.embed(ranked)))
     search.start()
     query = own_embedder.embed([rebuilt[5]])  # answered while the rebuild is still held
-    search.join(2)
+    search.join(0.5)  # its 17 texts take ~50 ms to compute; the runs recorded below show it computed none
     assert search.is_alive()  # waiting for the rebuild's vectors, not computing them
     release.set()
     rebuild.join(30)
@@ -170,7 +170,7 @@ def test_a_caller_waiting_for_a_failed_run_gets_its_error_and_the_next_call_work
     assert started.wait(30)
     second = threading.Thread(target=embed, args=(["a stone bridge in fog"],))
     second.start()
-    second.join(1)
+    second.join(0.5)  # time to start waiting for the held run
     release.set()
     first.join(30)
     second.join(30)

@@ -166,7 +166,7 @@ async def test_wait_false_returns_running_then_get_generation_completes(
 async def test_a_generation_past_the_wait_time_comes_back_running_and_finishes_in_the_background(
     make_settings: Callable[..., Settings],
 ) -> None:
-    provider = CountingProvider(delay=1.0)
+    provider = CountingProvider(delay=0.6)
     provider.name = "placeholder"
     app = App.create(make_settings(CONTEXT_SERVER_WAIT_SECONDS="0.2"), providers=[provider])
     async with Client(build_server(app)) as client:
