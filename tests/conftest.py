@@ -55,19 +55,6 @@ def _use_ram_for_temporary_files() -> None:
 
 _use_ram_for_temporary_files()
 
-#: The modules that run longest (installers, a browser, torch, servers and Chroma in processes), run first.
-#: `--dist loadfile` hands whole modules to the workers in collection order: one of these handed out last
-#: kept one worker running alone for seconds at the end while the other core idled. Short modules last
-#: even out the finish. Only the order changes; a module not named here keeps its place among the rest.
-RUN_FIRST = ("test_install.py", "test_embedder.py", "test_gallery_browser.py", "test_dropped_clients.py",
-             "test_stdio.py", "test_result_texts.py", "test_provider_integration.py", "test_chroma_server.py")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    first = {name: rank for rank, name in enumerate(RUN_FIRST)}
-    items.sort(key=lambda item: first.get(item.path.name, len(first)))  # stable: each module's order is kept
-
-
 _compiled_output_schemas: dict[str, Any] = {}
 
 
