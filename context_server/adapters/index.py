@@ -22,6 +22,7 @@ Two processes opening one Chroma directory corrupt it silently, so only the proc
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import shutil
@@ -59,6 +60,15 @@ class Hit:
 
 def _similarity(distance: float) -> float:
     return max(0.0, min(1.0, 1.0 - float(distance)))
+
+
+@functools.cache
+def _chroma_settings() -> Any:
+    """Chroma's settings for every client this process opens: building them reads the environment and a
+    `.env` file through pydantic-settings, ~8 ms of CPU; a copy of these is free."""
+    from chromadb.config import Settings as ChromaSettings
+
+    return ChromaSettings(anonymized_telemetry=False, allow_reset=True)
 
 
 def collection_name(user_id: str, kind: str) -> str:
@@ -125,9 +135,8 @@ class VectorIndex:
 
     def _open(self) -> Any:
         import chromadb
-        from chromadb.config import Settings as ChromaSettings
 
-        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+        chroma_settings = _chroma_settings().model_copy()  # Chroma writes the path and mode into its copy
         try:
             if self.path is None:
                 from urllib.parse import urlsplit
