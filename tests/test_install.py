@@ -56,8 +56,11 @@ def _venv(target: Path, wheel: Path | None = None) -> Path:
     venv.EnvBuilder(with_pip=False).create(target)
     python = target / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     if wheel is not None:
-        subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
-                        "--no-index", str(wheel)], check=True, timeout=300)
+        uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+        install = ([uv, "pip", "install", "--python", str(python), "--compile-bytecode"] if Path(uv).exists()
+                   else [sys.executable, "-m", "pip", "--python", str(python), "install"])  # uv: ~0.3 s, pip ~2 s
+        subprocess.run([*install, "-q", "--no-deps", "--offline" if install[0] == uv else "--no-index", str(wheel)],
+                       check=True, timeout=300)
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
     (Path(purelib) / "zz_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
