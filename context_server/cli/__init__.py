@@ -25,7 +25,7 @@ from context_server.settings import Settings
 if TYPE_CHECKING:
     from context_server.app import App
 
-__all__ = ["configure_logging", "load_settings", "main"]
+__all__ = ["configure_logging", "load_settings", "main", "run"]
 
 
 def configure_logging(level: str) -> None:
@@ -94,6 +94,16 @@ def main(ctx: click.Context, home: str | None) -> None:
         configure_logging(os.environ.get("CONTEXT_SERVER_LOG_LEVEL", "WARNING"))
 
 
+def run(args: list[str] | None = None) -> None:
+    """The installed `context-server` command (and `python -m context_server.cli`, and the bundle's entry):
+    `main` in a process of its own, started the cheap way (`startup.command_start`). Tests call `main` in
+    their own process instead."""
+    from context_server.startup import command_start
+
+    with command_start():
+        main(args, prog_name="context-server")
+
+
 @main.command()
 @click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio", show_default=True,
               help="stdio for one local user; http serves Streamable HTTP at /mcp for many users.")
@@ -123,7 +133,7 @@ async def _serve_stdio(settings: Settings) -> None:
     # Start-up builds some 600 pydantic models (the SDK's protocol types, then our tools) and frees little:
     # the cyclic collector would walk that growing heap again and again for nothing (~5% of the start).
     # It comes back once the server exists, with what start-up built frozen out of later collections.
-    from context_server.startup import models_built_on_first_use
+    from context_server.startup import models_built_on_first_use, started
 
     gc.disable()
     try:
@@ -134,7 +144,7 @@ async def _serve_stdio(settings: Settings) -> None:
             app = DeferredApp(settings)
             server = build_server(cast("App", app))
     finally:
-        gc.freeze()
+        started()
         gc.enable()
     from context_server.server.stdio import serve_stdio
 
@@ -147,10 +157,11 @@ async def _serve_stdio(settings: Settings) -> None:
 async def _serve_http(settings: Settings, host: str, port: int, auth: bool) -> None:
     from context_server.app import App
     from context_server.server.http import serve_http
+    from context_server.startup import started
 
     app = App.create(settings)
     try:
-        await serve_http(app, host=host, port=port, auth=auth)
+        await serve_http(app, host=host, port=port, auth=auth, on_built=started)
     finally:
         await app.aclose()
 

@@ -1,3 +1,3 @@
-from context_server.cli import main
+from context_server.cli import run
 
-main()
+run()

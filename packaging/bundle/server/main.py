@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from context_server.cli import main
+from context_server.cli import run
 
 if __name__ == "__main__":
-    main(["serve", "--transport", "stdio"], prog_name="context-server")
+    run(["serve", "--transport", "stdio"])
