@@ -44,6 +44,8 @@ if TYPE_CHECKING:  # the xdist controller imports this file too and runs no test
 #: at the end (pyproject: tmp_path_retention_policy).
 RAM_TMP = Path("/dev/shm")
 RAM_TMP_MIN_FREE = 2 * 1024**3
+#: The temporary directory on disk, for what is too big for RAM (the pipx installation test's ~2 GB).
+DISK_TMP = Path(tempfile.gettempdir())
 
 
 def _use_ram_for_temporary_files() -> None:

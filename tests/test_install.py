@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 import venv
 import zipfile
@@ -30,7 +31,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from context_server.adapters.embedder import Embedder
-from tests.conftest import call
+from tests.conftest import DISK_TMP, call
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -289,12 +290,12 @@ async def test_uvx_runs_demo_doctor_and_the_claude_desktop_entry_from_the_wheel(
 
 
 @pytest.fixture(scope="module")
-def pipx_bin(wheel: Path, cpu_torch: tuple[Path, list[Path]],
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def pipx_bin(wheel: Path, cpu_torch: tuple[Path, list[Path]]) -> Iterator[Path]:
     """`pipx install <wheel>` with pip (pipx's classic backend; uvx covers uv's resolver) into a temporary
     PIPX_HOME and PIPX_BIN_DIR; the folder holding the `context-server` it exposes. Removed afterwards
-    (about 2 GB, PyTorch included), not left for pytest's last-three-runs clean-up."""
-    root = tmp_path_factory.mktemp("pipx")
+    (about 2 GB, PyTorch included), not left for pytest's last-three-runs clean-up; on disk, never in the
+    RAM that may hold the other tests' temporary directories (conftest)."""
+    root = Path(tempfile.mkdtemp(prefix="context-server-pipx-", dir=DISK_TMP))
     constraints, folders = cpu_torch
     pip_args = " ".join([f"--constraint={constraints}", *(f"--find-links={f}" for f in folders)])
     env = _clean_env(PIPX_HOME=str(root / "home"), PIPX_BIN_DIR=str(root / "bin"), PIPX_MAN_DIR=str(root / "man"))
