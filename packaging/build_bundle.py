@@ -28,7 +28,10 @@ import sys
 import tempfile
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from context_server.app import App
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -57,13 +60,12 @@ async def _tools() -> list[dict[str, str]]:
     """The tools as the server lists them; building the server opens no data directory."""
     from typing import cast
 
-    from context_server.app import App
     from context_server.server import build_server
     from context_server.server.deferred import DeferredApp
     from context_server.settings import Settings
 
     with tempfile.TemporaryDirectory() as home:
-        app = DeferredApp(Settings.from_env({"CONTEXT_SERVER_HOME": home}))
+        app = DeferredApp(Settings.from_env({"CONTEXT_SERVER_HOME": home}))  # stands in for the App (not imported)
         tools = await build_server(cast("App", app)).list_tools()
         await app.aclose()
     return [{"name": tool.name, "description": _first_sentence(tool.description or tool.name)} for tool in tools]
@@ -185,4 +187,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from context_server.startup import command_start
+
+    with command_start():  # the server is built to list its tools: the SDK's models built on first use
+        code = main()
+    sys.exit(code)
