@@ -1,5 +1,6 @@
-"""Interleaved A/B of the stdio cold start: A = as shipped (`startup.models_built_on_first_use` and the
-CLI's gc.disable/gc.freeze), B = the same server with both switched off.
+"""Interleaved A/B of the stdio cold start: A = as shipped (`cli.run` under `startup.command_start`: models
+built on first use, the collector held back until `startup.started` freezes what start-up made), B = the
+same server with both switched off.
 
 Per start: wall time from spawn to the first tools/list answered, and the child's CPU time (user+sys) from
 spawn to exit (stdin is closed right after the answer). CPU time is the figure to compare on a shared
@@ -18,9 +19,9 @@ import sys
 import tempfile
 import time
 
-PATCH = ("import contextlib, gc, context_server.startup as s; s.models_built_on_first_use = contextlib.nullcontext; "
-         "gc.disable = lambda: None; gc.freeze = lambda: None; ")
-LAUNCH = "import sys; sys.argv = ['context-server']; from context_server.cli import main; main()"
+PATCH = ("import contextlib, context_server.startup as s; s.command_start = contextlib.nullcontext; "
+         "s.started = lambda: None; ")
+LAUNCH = "import sys; sys.argv = ['context-server']; from context_server.cli import run; run()"
 MESSAGES = [
     {"jsonrpc": "2.0", "id": 1, "method": "initialize",
      "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "ab", "version": "0"}}},

@@ -24,8 +24,8 @@ ANSWER_FLUSH_SECONDS = 0.05
 #: The cyclic collector's thresholds while a command starts (`command_start`), and after (`started`). A start
 #: imports thousands of objects that live as long as the process (the SDK's protocol models, ours, Chroma's)
 #: and frees few: at the default thresholds the collector walked that growing heap again and again, its full
-#: collections most of all. `context-server demo`: 6.1 s of CPU p50 as before, 5.6 s with these (both with
-#: deferred model builds; docs/benchmarks.md, "The test suite", fifth pass).
+#: collections most of all. `context-server demo`: 6.1 s of CPU on average at the default thresholds, 5.6 s
+#: with these (both with deferred model builds; docs/benchmarks.md, "The test suite", fifth pass).
 START_GC_THRESHOLDS = (100_000, 50, 100)
 RUNTIME_GC_THRESHOLDS = gc.get_threshold()
 

@@ -52,16 +52,21 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
+def _installed(name: str) -> str | None:
+    """A command of this run's venv (a dev dependency), else the one on PATH, else None."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
 def _venv(target: Path, wheel: Path | None = None) -> Path:
     """A new venv seeing this run's dependencies (not this checkout), with `wheel` installed if given."""
     venv.EnvBuilder(with_pip=False).create(target)
     python = target / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     if wheel is not None:
-        uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
-        install = ([uv, "pip", "install", "--python", str(python), "--compile-bytecode"] if Path(uv).exists()
-                   else [sys.executable, "-m", "pip", "--python", str(python), "install"])  # uv: ~0.3 s, pip ~2 s
-        subprocess.run([*install, "-q", "--no-deps", "--offline" if install[0] == uv else "--no-index", str(wheel)],
-                       check=True, timeout=300)
+        uv = _installed("uv")  # as uvx installs (~0.3 s of CPU); pip takes ~2 s
+        install = ([uv, "pip", "install", "--python", str(python), "--compile-bytecode", "--offline"] if uv
+                   else [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index"])
+        subprocess.run([*install, "-q", "--no-deps", str(wheel)], check=True, timeout=300)
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
     (Path(purelib) / "zz_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
@@ -173,9 +178,7 @@ async def test_the_bundle_starts_as_its_manifest_says_and_generates_an_image(
     # uv would install the dependencies named in the bundle's pyproject.toml into a project venv; here it
     # gets the test's packages, already installed (UV_NO_SYNC), in a venv holding no context_server at
     # all: the only one to import is the bundle's own.
-    uv = shutil.which("uv")
-    if uv is None:
-        pytest.skip("uv is not installed (pip install uv)")
+    uv = _tool("uv")
     deps = _venv(tmp_path / "deps")
     env.update(_clean_env(UV_NO_SYNC="1", UV_OFFLINE="1", UV_PROJECT_ENVIRONMENT=str(deps),
                           UV_PYTHON=str(deps / "bin" / "python")))
@@ -236,8 +239,7 @@ def _uv_env(cpu_torch: tuple[Path, list[Path]], **extra: str) -> dict[str, str]:
 
 
 def _tool(name: str) -> str:
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
+    found = _installed(name)
     if found is None:
         pytest.skip(f"{name} is not installed (pip install -e '.[dev]')")
     return found

@@ -10,7 +10,6 @@ purpose is to print (a token, an export, a config snippet).
 
 from __future__ import annotations
 
-import gc
 import importlib
 import logging
 import os
@@ -129,24 +128,17 @@ def serve(transport: str, host: str = "127.0.0.1", port: int = 8000, no_auth: bo
 
 
 async def _serve_stdio(settings: Settings) -> None:
-    """Answer the client first, open the App after (`DeferredApp`): the first tools/list waits for no store."""
-    # Start-up builds some 600 pydantic models (the SDK's protocol types, then our tools) and frees little:
-    # the cyclic collector would walk that growing heap again and again for nothing (~5% of the start).
-    # It comes back once the server exists, with what start-up built frozen out of later collections.
-    from context_server.startup import models_built_on_first_use, started
-
-    gc.disable()
-    try:
-        with models_built_on_first_use():  # the SDK's ~550 protocol models; a dozen answer the first requests
-            from context_server.server import build_server
-            from context_server.server.deferred import DeferredApp
-
-            app = DeferredApp(settings)
-            server = build_server(cast("App", app))
-    finally:
-        started()
-        gc.enable()
+    """Answer the client first, open the App after (`DeferredApp`): the first tools/list waits for no store.
+    Building the server under `run`'s `command_start` builds the SDK's ~550 protocol models on first use (a
+    dozen answer the first requests); once it is built, `started` freezes what start-up made."""
+    from context_server.server import build_server
+    from context_server.server.deferred import DeferredApp
     from context_server.server.stdio import serve_stdio
+    from context_server.startup import started
+
+    app = DeferredApp(settings)
+    server = build_server(cast("App", app))
+    started()
 
     try:
         await serve_stdio(server, settings.max_frame_bytes)
@@ -160,8 +152,9 @@ async def _serve_http(settings: Settings, host: str, port: int, auth: bool) -> N
     from context_server.startup import started
 
     app = App.create(settings)
+    started()
     try:
-        await serve_http(app, host=host, port=port, auth=auth, on_built=started)
+        await serve_http(app, host=host, port=port, auth=auth)
     finally:
         await app.aclose()
 

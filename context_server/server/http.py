@@ -161,15 +161,11 @@ def uvicorn_config(asgi: ASGIApp, *, host: str, port: int, **options: Any) -> An
 
 
 async def serve_http(app: App, *, host: str, port: int, auth: bool = True,
-                     extend: Callable[[ContextServer], None] | None = None,
-                     on_built: Callable[[], None] | None = None) -> None:
-    """Serve until interrupted; logs go through the stdlib root logger (stderr), never stdout. `on_built` runs
-    once the ASGI app is built, before serving (the command's end of start-up)."""
+                     extend: Callable[[ContextServer], None] | None = None) -> None:
+    """Serve until interrupted; logs go through the stdlib root logger (stderr), never stdout."""
     import uvicorn
 
     _, asgi = build_http_app(app, host=host, port=port, auth=auth, extend=extend)
-    if on_built is not None:
-        on_built()
     config = uvicorn_config(asgi, host=host, port=port, log_level=app.settings.log_level.lower())
     log.info("serving Streamable HTTP at http://%s:%d/mcp and the gallery at /gallery (%s)", host, port,
              "bearer tokens" if auth else f"no auth, acting as {app.settings.user!r}")
